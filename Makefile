@@ -1,0 +1,31 @@
+# Set-up lives here: `make demo` and `make test` create .venv and install
+# everything when it is missing or older than pyproject.toml.
+# The first interpreter that really runs (pyenv shims exist for versions that are not active).
+PYTHON ?= $(shell for p in python3.11 python3.12 python3; do $$p -c 'import sys; assert (3,11) <= sys.version_info[:2] <= (3,12)' 2>/dev/null && { command -v $$p; break; }; done)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-fast lint bench clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; v=sys.version_info[:2]; sys.exit(0 if (3,11)<=v<=(3,12) else "fti needs Python 3.11 or 3.12 (Bytewax has no wheels for %d.%d)" % v)'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/fti demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf .fti

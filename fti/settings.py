@@ -1,0 +1,249 @@
+"""One settings object for every fti service: env vars ``FTI_*`` and an optional YAML file.
+
+Precedence, highest first: keyword arguments, environment (``FTI_KAFKA__BOOTSTRAP_SERVERS``,
+nested with ``__``), the YAML file (``FTI_CONFIG`` or ``./fti.yaml`` when present), defaults.
+Unknown keys, in the YAML file or as ``FTI_*`` variables, are an error at start-up.
+
+>>> s = Settings(data_dir="/tmp/x")
+>>> str(s.online_path)
+'/tmp/x/online.db'
+>>> s.topics.dlq
+'transactions.dlq'
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from fti.errors import ConfigError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KafkaSettings(_Section):
+    """Where the broker is and how to talk to it; any Kafka works, the embedded one by default."""
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    security_protocol: str | None = None
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_ca_location: str | None = None
+    # Tansu makes a consumer-group join wait about half the session timeout.
+    session_timeout_ms: int = Field(6000, ge=1000)
+    extra: dict[str, str] = Field(
+        default_factory=dict, description="Extra librdkafka properties, passed through as given."
+    )
+
+    def client_config(self) -> dict[str, Any]:
+        """Return librdkafka properties shared by producers and consumers.
+
+        >>> KafkaSettings(sasl_username="u", sasl_password="p").client_config()["sasl.password"]
+        'p'
+        """
+        config: dict[str, Any] = {"bootstrap.servers": self.bootstrap_servers}
+        optional = {
+            "security.protocol": self.security_protocol,
+            "sasl.mechanism": self.sasl_mechanism,
+            "sasl.username": self.sasl_username,
+            "sasl.password": self.sasl_password.get_secret_value() if self.sasl_password else None,
+            "ssl.ca.location": self.ssl_ca_location,
+        }
+        config.update({k: v for k, v in optional.items() if v is not None})
+        config.update(self.extra)
+        return config
+
+
+class TopicSettings(_Section):
+    """Topic names (DESIGN.md "Topics") and how many partitions `fti broker` creates."""
+
+    transactions: str = "transactions"
+    labels: str = "labels"
+    dlq: str = "transactions.dlq"
+    retrain_requests: str = "retrain.requests"
+    registry_events: str = "registry.events"
+    predictions: str = "predictions"
+    partitions: int = Field(1, ge=1)
+
+    def all(self) -> list[str]:
+        """Every topic name, in a stable order."""
+        return [
+            self.transactions,
+            self.labels,
+            self.dlq,
+            self.retrain_requests,
+            self.registry_events,
+            self.predictions,
+        ]
+
+
+class BrokerSettings(_Section):
+    """The embedded Tansu broker started by `fti broker` / `fti demo`."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(9092, ge=1, le=65535)
+    start_timeout_s: float = 20.0
+
+
+class MetricsSettings(_Section):
+    """Prometheus `/metrics` ports, one per service; bound to `host` (loopback by default)."""
+
+    host: str = "127.0.0.1"
+    features_port: int = 9101
+    monitor_port: int = 9102
+    inference_port: int = 9103
+    trainer_port: int = 9104
+
+
+class ValidationSettings(_Section):
+    """Rules an incoming transaction must pass, else it goes to the DLQ."""
+
+    max_amount: float = Field(1_000_000.0, gt=0)
+    max_future_skew_s: float = Field(3600.0, ge=0)
+    currencies: tuple[str, ...] = ("EUR", "USD", "GBP")
+    channels: tuple[str, ...] = ("pos", "online", "atm")
+
+
+class MonitorSettings(_Section):
+    """When the monitor asks for a retrain: first model, label volume, drift; with a cooldown."""
+
+    bootstrap_labels: int = Field(1000, ge=1)
+    volume_labels: int = Field(20000, ge=1)
+    drift_min_labels: int = Field(600, ge=0)
+    cooldown_s: float = Field(20.0, ge=0)
+    error_delta: float = Field(0.002, gt=0, lt=1)
+    feature_delta: float = Field(0.0005, gt=0, lt=1)
+    drift_feature: str = "amount"
+    grace_predictions: int = Field(300, ge=0)
+
+
+class TrainingSettings(_Section):
+    """The training job: which model, what data, which gates."""
+
+    model_name: str = "fraud-xgb"
+    window_labels: int = Field(6000, ge=0, description="Train on the newest N labels; 0 = all.")
+    validation_fraction: float = Field(0.15, gt=0, lt=0.5)
+    test_fraction: float = Field(0.2, gt=0, lt=0.5)
+    seed: int = 42
+    n_estimators: int = Field(200, ge=1)
+    max_depth: int = Field(4, ge=1)
+    learning_rate: float = Field(0.1, gt=0)
+    min_auc: float = Field(0.75, ge=0, le=1)
+    max_auc_regression: float = Field(0.02, ge=0, le=1)
+    device: str = "auto"
+
+
+class InferenceSettings(_Section):
+    """The inference flow: which model it follows and the label threshold on the score."""
+
+    model_name: str = "fraud-xgb"
+    threshold: float = Field(0.5, gt=0, lt=1)
+    wait_for_champion_s: float = Field(600.0, ge=0)
+
+
+class Settings(BaseSettings):
+    """Every setting of fti, read once at start-up and passed down."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FTI_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    data_dir: Path = Path(".fti")
+    kafka: KafkaSettings = KafkaSettings()
+    topics: TopicSettings = TopicSettings()
+    broker: BrokerSettings = BrokerSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    validation: ValidationSettings = ValidationSettings()
+    monitor: MonitorSettings = MonitorSettings()
+    training: TrainingSettings = TrainingSettings()
+    inference: InferenceSettings = InferenceSettings()
+    log_level: str = "INFO"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        yaml_file = _config_file()
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if yaml_file is not None:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=yaml_file))
+        return tuple(sources)
+
+    @property
+    def online_path(self) -> Path:
+        """SQLite file of the online store."""
+        return self.data_dir / "online.db"
+
+    @property
+    def offline_dir(self) -> Path:
+        """LanceDB directory of the offline store."""
+        return self.data_dir / "offline"
+
+    @property
+    def registry_dir(self) -> Path:
+        """Directory of the model registry."""
+        return self.data_dir / "registry"
+
+
+def _config_file() -> Path | None:
+    explicit = os.environ.get("FTI_CONFIG")
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"FTI_CONFIG={explicit!r} is not a file")
+        return path
+    default = Path("fti.yaml")
+    return default if default.is_file() else None
+
+
+def _unknown_env_vars() -> list[str]:
+    """FTI_* variables that name no setting (pydantic-settings would silently ignore them)."""
+    top = {name.upper() for name in Settings.model_fields} | {"CONFIG"}
+    unknown = []
+    for var in os.environ:
+        if not var.startswith("FTI_"):
+            continue
+        parts = var[4:].split("__")
+        if parts[0] not in top:
+            unknown.append(var)
+            continue
+        field = Settings.model_fields[parts[0].lower()] if parts[0] != "CONFIG" else None
+        section = getattr(field, "annotation", None) if field else None
+        if len(parts) > 1 and isinstance(section, type) and issubclass(section, BaseModel):
+            if parts[1].lower() not in section.model_fields:
+                unknown.append(var)
+    return unknown
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from env and YAML; raise `ConfigError` naming every bad or unknown key."""
+    unknown = _unknown_env_vars()
+    if unknown:
+        raise ConfigError(f"unknown setting(s) in the environment: {', '.join(sorted(unknown))}")
+    try:
+        return Settings(**overrides)
+    except ValidationError as ex:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in ex.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from ex
