@@ -1,0 +1,189 @@
+"""Event schemas (pydantic) for every topic, and the parser that validates raw transactions.
+
+>>> from datetime import datetime, timezone
+>>> raw = b'{"tx_id":"t1","card_id":"c1","merchant_id":"m1","amount":12.5,"currency":"EUR",'
+>>> raw += b'"country":"DE","channel":"pos","ts":"2026-01-01T00:00:00Z"}'
+>>> tx = parse_transaction(raw, ValidationSettings(), now=datetime(2026, 1, 2, tzinfo=timezone.utc))
+>>> tx.amount, tx.ts.isoformat()
+(12.5, '2026-01-01T00:00:00+00:00')
+>>> parse_transaction(b'{"tx_id": 1', ValidationSettings())
+Traceback (most recent call last):
+...
+fti.errors.EventError: malformed JSON: Expecting ',' delimiter: line 1 column 12 (char 11)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
+
+from fti.errors import EventError
+from fti.settings import ValidationSettings
+
+_MAX_EPOCH_MS = 253402300799999  # 9999-12-31T23:59:59.999Z
+
+
+def to_utc_datetime(value: Any) -> datetime:
+    """Turn RFC 3339 text or epoch milliseconds into an aware UTC datetime.
+
+    >>> to_utc_datetime(1767225600000).isoformat()
+    '2026-01-01T00:00:00+00:00'
+    >>> to_utc_datetime("2026-01-01T01:00:00+01:00").isoformat()
+    '2026-01-01T00:00:00+00:00'
+    """
+    if isinstance(value, bool):
+        raise ValueError("must be RFC 3339 text or epoch milliseconds, got a boolean")
+    if isinstance(value, int | float):
+        if not math.isfinite(value) or not 0 <= value <= _MAX_EPOCH_MS:
+            raise ValueError(f"epoch milliseconds out of range: {value}")
+        return datetime.fromtimestamp(value / 1000, tz=UTC)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError as ex:
+            raise ValueError(f"not RFC 3339: {value!r}") from ex
+        if parsed.tzinfo is None:
+            raise ValueError(f"RFC 3339 time needs an offset (e.g. Z): {value!r}")
+        return parsed.astimezone(UTC)
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("datetime needs a timezone")
+        return value.astimezone(UTC)
+    raise ValueError(f"must be RFC 3339 text or epoch milliseconds, got {type(value).__name__}")
+
+
+EventTime = Annotated[datetime, BeforeValidator(to_utc_datetime)]
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True, strict=False)
+
+    def to_json(self) -> bytes:
+        """Serialize to compact JSON bytes, times as RFC 3339 in UTC."""
+        return self.model_dump_json().encode()
+
+
+class Transaction(_Event):
+    """A card transaction on the `transactions` topic, keyed by `card_id`."""
+
+    tx_id: str = Field(min_length=1, max_length=128)
+    card_id: str = Field(min_length=1, max_length=128)
+    merchant_id: str = Field(min_length=1, max_length=128)
+    amount: float
+    currency: str = Field(min_length=3, max_length=3)
+    country: str = Field(min_length=2, max_length=2)
+    channel: str
+    ts: EventTime
+
+    @field_validator("amount", mode="before")
+    @classmethod
+    def _amount_is_number(cls, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"must be a number, got {type(value).__name__}")
+        return value
+
+
+class Label(_Event):
+    """A fraud label on the `labels` topic, keyed by `tx_id`; arrives after its transaction."""
+
+    tx_id: str = Field(min_length=1, max_length=128)
+    is_fraud: bool
+    ts: EventTime
+
+
+class Prediction(_Event):
+    """A scored transaction on the `predictions` topic, keyed by `tx_id`."""
+
+    tx_id: str
+    score: float
+    label: int
+    model: str
+    version: int
+    latency_ms: float
+    ts: EventTime
+
+
+class RetrainRequest(_Event):
+    """A request on `retrain.requests`, keyed by model name."""
+
+    model: str
+    reason: Literal["drift", "volume", "manual"]
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    requested_at: EventTime
+
+
+class RegistryEvent(_Event):
+    """A registry change on `registry.events`, keyed by model name."""
+
+    model: str
+    version: int
+    event: Literal["registered", "promoted", "rolled_back"]
+    alias: str | None = None
+    uri: str
+    sha256: str
+
+
+def _first_error(ex: ValidationError) -> str:
+    err = ex.errors()[0]
+    field = ".".join(str(p) for p in err["loc"]) or "event"
+    if err["type"] == "missing":
+        return f"missing field {field!r}"
+    return f"{field}: {err['msg']}"
+
+
+def _loads(raw: bytes | str) -> dict[str, Any]:
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as ex:
+        raise EventError(f"malformed JSON: {ex}") from ex
+    if not isinstance(data, dict):
+        raise EventError(f"event must be a JSON object, got {type(data).__name__}")
+    return data
+
+
+def parse_transaction(
+    raw: bytes | str, rules: ValidationSettings, now: datetime | None = None
+) -> Transaction:
+    """Decode and validate one raw transaction; raise `EventError` naming the rule it broke."""
+    data = _loads(raw)
+    try:
+        tx = Transaction.model_validate(data)
+    except ValidationError as ex:
+        raise EventError(_first_error(ex)) from None
+    if not math.isfinite(tx.amount):
+        raise EventError(f"amount must be a finite number, got {tx.amount}")
+    if not 0 <= tx.amount <= rules.max_amount:
+        raise EventError(f"amount must be within [0, {rules.max_amount:g}], got {tx.amount:g}")
+    if tx.currency not in rules.currencies:
+        raise EventError(f"currency must be one of {list(rules.currencies)}, got {tx.currency!r}")
+    if tx.channel not in rules.channels:
+        raise EventError(f"channel must be one of {list(rules.channels)}, got {tx.channel!r}")
+    now = now or datetime.now(UTC)
+    if tx.ts > now + timedelta(seconds=rules.max_future_skew_s):
+        raise EventError(
+            f"ts is {(tx.ts - now).total_seconds():.0f}s in the future "
+            f"(max skew {rules.max_future_skew_s:g}s): {tx.ts.isoformat()}"
+        )
+    return tx
+
+
+def parse_label(raw: bytes | str) -> Label:
+    """Decode and validate one raw label; raise `EventError` naming the problem."""
+    try:
+        return Label.model_validate(_loads(raw))
+    except ValidationError as ex:
+        raise EventError(_first_error(ex)) from None
