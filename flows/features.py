@@ -1,0 +1,199 @@
+"""Feature flow: transactions → validation → per-card windows → online + offline stores.
+
+Invalid transactions and labels go to the DLQ with the rule they broke; labels go to the
+offline label table. Run it with ``fti flow features`` or
+``python -m bytewax.run flows.features:flow``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from functools import partial
+from typing import Any
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+
+from connectors.kafka_sink import KafkaProducerSink
+from connectors.kafka_source import KafkaPartitionSource, KafkaRecord
+from connectors.offline_store import LanceOfflineStore
+from connectors.online_store import OnlineRow, SqliteOnlineStore
+from features.definitions import (
+    FEATURE_COLUMNS,
+    FEATURES_SCHEMA,
+    FEATURES_TABLE,
+    LABELS_SCHEMA,
+    LABELS_TABLE,
+)
+from features.windows import CardWindow, WindowEntry, event_features, update_window
+from flows.records import Decoded, Rejected, dlq_message
+from fti import metrics
+from fti.errors import EventError
+from fti.events import Label, Transaction, parse_label, parse_transaction
+from fti.settings import Settings, ValidationSettings
+
+FeatureRow = dict[str, Any]
+
+
+def validate_transaction(record: KafkaRecord, rules: ValidationSettings) -> Decoded | Rejected:
+    """Parse a raw transaction; a record that breaks a rule becomes `Rejected` with the reason."""
+    metrics.EVENTS_IN.labels("features", record.topic).inc()
+    try:
+        return Decoded(record, parse_transaction(record.value or b"", rules))
+    except EventError as ex:
+        return Rejected(record, str(ex))
+
+
+def validate_label(record: KafkaRecord) -> Decoded | Rejected:
+    """Parse a raw label; a bad one becomes `Rejected`."""
+    metrics.EVENTS_IN.labels("features", record.topic).inc()
+    try:
+        return Decoded(record, parse_label(record.value or b""))
+    except EventError as ex:
+        return Rejected(record, str(ex))
+
+
+def card_features(
+    window: CardWindow | None, decoded: Decoded[Transaction]
+) -> tuple[CardWindow, FeatureRow]:
+    """Stateful step: update the card's window and build the offline/online feature row."""
+    tx, record = decoded.event, decoded.record
+    entry = WindowEntry(tx.ts.timestamp(), tx.amount, tx.country, tx.tx_id)
+    window, window_values = update_window(window or CardWindow(), entry)
+    row: FeatureRow = {
+        "tx_id": tx.tx_id,
+        "card_id": tx.card_id,
+        "event_time": tx.ts,
+        **event_features(tx.amount, tx.channel, tx.ts),
+        **window_values,
+        "source_topic": record.topic,
+        "source_partition": record.partition,
+        "source_offset": record.offset,
+        "_window": window.to_json(),
+    }
+    return window, row
+
+
+def label_row(decoded: Decoded[Label]) -> dict[str, Any]:
+    """Offline label row with its source coordinates."""
+    label, record = decoded.event, decoded.record
+    return {
+        "tx_id": label.tx_id,
+        "is_fraud": int(label.is_fraud),
+        "event_time": label.ts,
+        "source_topic": record.topic,
+        "source_partition": record.partition,
+        "source_offset": record.offset,
+    }
+
+
+class _FeatureStorePartition(StatelessSinkPartition[tuple[str, FeatureRow]]):
+    def __init__(self, settings: Settings) -> None:
+        self._online = SqliteOnlineStore(settings.online_path)
+        self._offline = LanceOfflineStore(settings.offline_dir)
+
+    def write_batch(self, items: list[tuple[str, FeatureRow]]) -> None:
+        latest: dict[str, FeatureRow] = {}
+        offline_rows = []
+        for card_id, row in items:
+            offline_rows.append({k: v for k, v in row.items() if k != "_window"})
+            current = latest.get(card_id)
+            if current is None or row["event_time"] >= current["event_time"]:
+                latest[card_id] = row
+        # Offline first: if the process dies between the two writes, a replay rewrites both.
+        start = time.perf_counter()
+        self._offline.append(FEATURES_TABLE, FEATURES_SCHEMA, offline_rows)
+        metrics.FEATURE_WRITE_SECONDS.labels("offline").observe(time.perf_counter() - start)
+        start = time.perf_counter()
+        self._online.upsert(_online_row(row) for row in latest.values())
+        metrics.FEATURE_WRITE_SECONDS.labels("online").observe(time.perf_counter() - start)
+        metrics.FEATURE_ROWS.labels("offline").inc(len(offline_rows))
+        metrics.FEATURE_ROWS.labels("online").inc(len(latest))
+        newest = max(row["event_time"] for row in latest.values())
+        metrics.FEATURE_FRESHNESS_EVENT_TIME.set(newest.timestamp())
+
+    def close(self) -> None:
+        self._online.close()
+
+
+def _online_row(row: FeatureRow) -> OnlineRow:
+    return OnlineRow(
+        entity=row["card_id"],
+        event_time=row["event_time"].timestamp(),
+        tx_id=row["tx_id"],
+        features={name: row[name] for name in FEATURE_COLUMNS},
+        window=row["_window"],
+    )
+
+
+class FeatureStoreSink(DynamicSink[tuple[str, FeatureRow]]):
+    """One write path: each batch goes to the offline and the online store from one step."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _FeatureStorePartition:
+        return _FeatureStorePartition(self.settings)
+
+
+class _LabelPartition(StatelessSinkPartition[dict[str, Any]]):
+    def __init__(self, settings: Settings) -> None:
+        self._offline = LanceOfflineStore(settings.offline_dir)
+
+    def write_batch(self, items: list[dict[str, Any]]) -> None:
+        self._offline.append(LABELS_TABLE, LABELS_SCHEMA, items)
+        metrics.FEATURE_ROWS.labels("labels").inc(len(items))
+
+
+class LabelSink(DynamicSink[dict[str, Any]]):
+    """Appends label rows to the offline label table."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _LabelPartition:
+        return _LabelPartition(self.settings)
+
+
+def _count_dlq(rejected: Rejected) -> Rejected:
+    metrics.DLQ_EVENTS.labels("features", rejected.record.topic).inc()
+    return rejected
+
+
+def get_flow(settings: Settings, stop: threading.Event | None = None) -> Dataflow:
+    """Build the feature dataflow; setting `stop` ends it gracefully (sinks flushed)."""
+    topics = settings.topics
+    flow = Dataflow("features")
+    tx_in = op.input(
+        "transactions_in", flow, KafkaPartitionSource(settings.kafka, [topics.transactions], stop)
+    )  # KafkaRecord
+    checked = op.map("validate", tx_in, partial(validate_transaction, rules=settings.validation))
+    tx_split = op.branch("tx_valid", checked, lambda x: isinstance(x, Decoded))
+    by_card = op.key_on("key_card", tx_split.trues, lambda d: d.event.card_id)
+    rows = op.stateful_map("card_windows", by_card, card_features)  # (card_id, FeatureRow)
+    op.output("feature_store_out", rows, FeatureStoreSink(settings))
+
+    labels_in = op.input(
+        "labels_in", flow, KafkaPartitionSource(settings.kafka, [topics.labels], stop)
+    )  # KafkaRecord
+    labels_checked = op.map("validate_label", labels_in, validate_label)
+    label_split = op.branch("label_valid", labels_checked, lambda x: isinstance(x, Decoded))
+    op.output("labels_out", op.map("label_row", label_split.trues, label_row), LabelSink(settings))
+
+    rejected = op.merge("rejected", tx_split.falses, label_split.falses)  # Rejected
+    dlq = op.map("to_dlq", rejected, lambda r: dlq_message(_count_dlq(r), topics.dlq))
+    op.output("dlq_out", dlq, KafkaProducerSink(settings.kafka))
+    return flow
+
+
+def __getattr__(name: str) -> Any:
+    # `python -m bytewax.run flows.features:flow` builds the flow from the environment on
+    # access, so importing this module reads no settings.
+    if name == "flow":
+        from fti.settings import load_settings
+
+        return get_flow(load_settings())
+    raise AttributeError(name)
+

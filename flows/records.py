@@ -1,0 +1,53 @@
+"""Small steps shared by flows: decoding records and routing bad ones to the DLQ."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from connectors.kafka_sink import OutMessage
+from connectors.kafka_source import KafkaRecord
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Decoded(Generic[T]):
+    """A record that passed validation, with the event parsed from it."""
+
+    record: KafkaRecord
+    event: T
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A record that failed validation, and why."""
+
+    record: KafkaRecord
+    error: str
+
+
+def dlq_message(rejected: Rejected, dlq_topic: str) -> OutMessage:
+    """The DLQ record: original key, original bytes (base64, and as text when UTF-8), reason.
+
+    >>> rec = KafkaRecord("transactions", 0, 7, b"card-1", b"{oops", 0)
+    >>> topic, key, value = dlq_message(Rejected(rec, "malformed JSON"), "transactions.dlq")
+    >>> json.loads(value)["offset"], json.loads(value)["original_text"]
+    (7, '{oops')
+    """
+    record = rejected.record
+    raw = record.value or b""
+    body = {
+        "error": rejected.error,
+        "source_topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+        "original_b64": base64.b64encode(raw).decode(),
+    }
+    try:
+        body["original_text"] = raw.decode()
+    except UnicodeDecodeError:
+        pass  # the base64 copy is lossless; text is only a convenience
+    return dlq_topic, record.key, json.dumps(body).encode()

@@ -1,0 +1,48 @@
+"""Every Prometheus metric fti exports, in one catalogue, and the `/metrics` server.
+
+Labels are bounded: flow names, topics, detector names, reasons, model names and versions.
+
+>>> FEATURE_WRITE_SECONDS.labels(store="online").observe(0.001)
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+EVENTS_IN = Counter("fti_events_in_total", "Records read from Kafka.", ["flow", "topic"])
+DLQ_EVENTS = Counter("fti_dlq_events_total", "Invalid records sent to the DLQ.", ["flow", "topic"])
+FEATURE_ROWS = Counter("fti_feature_rows_total", "Feature rows written.", ["store"])
+FEATURE_WRITE_SECONDS = Histogram(
+    "fti_feature_write_seconds", "Time to write one batch to a feature store.", ["store"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+FEATURE_FRESHNESS_EVENT_TIME = Gauge(
+    "fti_feature_newest_event_time_seconds", "Event time of the newest feature row written."
+)
+DRIFT_DETECTIONS = Counter(
+    "fti_drift_detections_total", "Drift detections by detector.", ["model", "detector"]
+)
+RETRAIN_REQUESTS = Counter(
+    "fti_retrain_requests_total", "Retrain requests written.", ["model", "reason"]
+)
+TRAINING_SECONDS = Histogram(
+    "fti_training_duration_seconds", "Wall time of one training job.", ["model"],
+    buckets=(1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 1800),
+)
+TRAINING_RUNS = Counter(
+    "fti_training_runs_total", "Training jobs by outcome.", ["model", "outcome"]
+)
+CHAMPION_VERSION = Gauge("fti_champion_version", "Version serving as champion.", ["model"])
+PREDICTIONS = Counter("fti_predictions_total", "Predictions published.", ["model", "version"])
+PREDICTION_LATENCY_SECONDS = Histogram(
+    "fti_prediction_latency_seconds",
+    "From the transaction being read to its prediction being handed to the producer.",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+)
+MODEL_SWAPS = Counter("fti_model_swaps_total", "Hot swaps of the serving model.", ["model"])
+
+
+def serve_metrics(port: int, host: str = "127.0.0.1") -> None:
+    """Serve `/metrics` for this process on host:port (loopback by default); port 0 = off."""
+    if port:
+        start_http_server(port, addr=host)

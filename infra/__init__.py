@@ -1,0 +1,1 @@
+"""fti infra: the embedded broker launcher and deployment files (Prometheus, Grafana, manifests)."""
