@@ -124,3 +124,12 @@ def wait_for_broker(
     raise BrokerError(
         f"no broker answered at {bootstrap_servers} within {timeout_s}s: {last_error}"
     )
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

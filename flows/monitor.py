@@ -1,0 +1,138 @@
+"""Monitor flow: drift on an input feature and on the live error rate, label volume → retrain.
+
+Predictions are joined with their labels by `tx_id` to get the live error stream; every
+observation then meets one `RetrainPolicy` per model, which writes `retrain.requests`.
+Run it with ``fti flow monitor`` or ``python -m bytewax.run flows.monitor:flow``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from typing import Any
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow
+
+from connectors.kafka_sink import KafkaProducerSink, OutMessage
+from connectors.kafka_source import KafkaPartitionSource, KafkaRecord
+from fti import metrics
+from fti.errors import EventError
+from fti.events import Prediction, RegistryEvent, RetrainRequest, parse_label, parse_transaction
+from fti.settings import Settings
+from models.retrain_policy import (
+    ChampionChanged,
+    ErrorObserved,
+    FeatureObserved,
+    LabelSeen,
+    Observation,
+    RetrainPolicy,
+)
+
+Joined = tuple[Prediction | None, bool | None]
+
+
+def _json(record: KafkaRecord) -> dict[str, Any] | None:
+    try:
+        value = json.loads(record.value or b"")
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def to_observations(record: KafkaRecord, settings: Settings) -> list[tuple[str, Any]]:
+    """Route a record by topic: `(tx_id, prediction | label)` to join, or a policy input."""
+    topics = settings.topics
+    metrics.EVENTS_IN.labels("monitor", record.topic).inc()
+    try:
+        if record.topic == topics.transactions:
+            tx = parse_transaction(record.value or b"", settings.validation)
+            value = float(getattr(tx, settings.monitor.drift_feature))
+            return [("policy", FeatureObserved(tx.tx_id, math.log1p(max(value, 0.0))))]
+        if record.topic == topics.labels:
+            label = parse_label(record.value or b"")
+            return [("policy", LabelSeen()), (label.tx_id, label.is_fraud)]
+        data = _json(record)
+        if data is None:
+            return []
+        if record.topic == topics.predictions:
+            prediction = Prediction.model_validate(data)
+            return [(prediction.tx_id, prediction)]
+        event = RegistryEvent.model_validate(data)
+        if event.model == settings.training.model_name and event.event != "registered":
+            return [("policy", ChampionChanged(event.version))]
+    except (EventError, ValueError):
+        pass  # the feature flow reports bad transactions and labels; nothing to monitor here
+    return []
+
+
+def join_prediction_label(
+    state: Joined | None, value: Prediction | bool
+) -> tuple[Joined | None, list[ErrorObserved]]:
+    """Stateful, keyed by tx_id: emit the error once both the prediction and label arrived."""
+    prediction, label = state or (None, None)
+    if isinstance(value, Prediction):
+        prediction = value
+    else:
+        label = value
+    if prediction is None or label is None:
+        return (prediction, label), []
+    error = int(prediction.label != int(label))
+    return None, [ErrorObserved(prediction.tx_id, prediction.version, error)]
+
+
+def apply_policy(settings: Settings) -> Any:
+    """The policy step's mapper: one `RetrainPolicy` per model key."""
+
+    def step(
+        policy: RetrainPolicy | None, obs: Observation
+    ) -> tuple[RetrainPolicy, list[RetrainRequest]]:
+        policy = policy or RetrainPolicy(settings.training.model_name, settings.monitor)
+        seen = len(policy.detections)
+        requests = policy.observe(obs, now=time.time())
+        for detection in policy.detections[seen:]:
+            metrics.DRIFT_DETECTIONS.labels(policy.model, detection["detector"]).inc()
+        for request in requests:
+            metrics.RETRAIN_REQUESTS.labels(policy.model, request.reason).inc()
+        return policy, requests
+
+    return step
+
+
+def get_flow(settings: Settings, stop: threading.Event | None = None) -> Dataflow:
+    """Build the monitor dataflow; setting `stop` ends it gracefully."""
+    t = settings.topics
+    flow = Dataflow("monitor")
+    records = op.input(
+        "monitor_in", flow,
+        KafkaPartitionSource(
+            settings.kafka, [t.transactions, t.labels, t.predictions, t.registry_events], stop
+        ),
+    )  # KafkaRecord
+    routed = op.flat_map("route", records, lambda r: to_observations(r, settings))
+    split = op.branch("to_policy", routed, lambda kv: kv[0] == "policy")
+    errors = op.stateful_flat_map("join_labels", split.falses, join_prediction_label)
+    observations = op.merge(
+        "observations", op.map("policy_input", split.trues, lambda kv: kv[1]),
+        op.map("error_input", errors, lambda kv: kv[1]),
+    )  # Observation
+    by_model = op.key_on("key_model", observations, lambda _: settings.training.model_name)
+    requests = op.stateful_flat_map("retrain_policy", by_model, apply_policy(settings))
+    out = op.map("to_kafka", requests, lambda kv: _request_message(kv[1], t.retrain_requests))
+    op.output("requests_out", out, KafkaProducerSink(settings.kafka))
+    return flow
+
+
+def _request_message(request: RetrainRequest, topic: str) -> OutMessage:
+    return topic, request.model.encode(), request.to_json()
+
+
+def __getattr__(name: str) -> Any:
+    # `python -m bytewax.run flows.monitor:flow`: build from the environment on access.
+    if name == "flow":
+        from fti.settings import load_settings
+
+        return get_flow(load_settings())
+    raise AttributeError(name)

@@ -1,0 +1,79 @@
+"""Run a flow as a long-lived service: metrics port, graceful stop on SIGTERM / Ctrl-C."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+
+from bytewax.testing import run_main
+
+from connectors.registry_events import RegistryEventWatcher
+from fti import metrics
+from fti.errors import FtiError
+from fti.settings import Settings
+from models.registry import ModelRegistry
+from models.serving import ChampionHolder
+
+log = logging.getLogger(__name__)
+
+FLOWS = ("features", "monitor", "inference")
+
+
+def stop_on_signals() -> threading.Event:
+    """An event set by the first SIGTERM or SIGINT; a second SIGINT interrupts at once."""
+    stop = threading.Event()
+
+    def handler(signum: int, _frame: object) -> None:
+        if stop.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        log.info("received %s, draining", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    return stop
+
+
+def prepare_inference(settings: Settings, stop: threading.Event) -> ChampionHolder:
+    """Follow the registry and block until a champion is loaded (or `stop`, or time-out)."""
+    model = settings.inference.model_name
+    holder = ChampionHolder(ModelRegistry(settings.registry_dir), model)
+    watcher = RegistryEventWatcher(settings, model, lambda _event: holder.refresh())
+    watcher.start()
+    if not watcher.ready.wait(30):
+        raise FtiError("could not start following registry.events within 30s")
+    deadline = time.monotonic() + settings.inference.wait_for_champion_s
+    logged = False
+    while not holder.refresh() and holder.current is None:
+        if stop.is_set() or time.monotonic() > deadline:
+            raise FtiError(
+                f"no champion of {model!r} in the registry at {settings.registry_dir} after "
+                f"{settings.inference.wait_for_champion_s:g}s; train one with `fti train`"
+            )
+        if not logged:
+            log.info("waiting for a champion of %s", model)
+            logged = True
+        stop.wait(0.5)
+    return holder
+
+
+def run_flow_service(name: str, settings: Settings) -> None:
+    """Serve metrics and run flow `name` in this process until it is stopped."""
+    from flows import features, inference, monitor
+
+    if name not in FLOWS:
+        raise FtiError(f"unknown flow {name!r}; choose one of {', '.join(FLOWS)}")
+    metrics.serve_metrics(getattr(settings.metrics, f"{name}_port"), settings.metrics.host)
+    stop = stop_on_signals()
+    if name == "features":
+        flow = features.get_flow(settings, stop)
+    elif name == "monitor":
+        flow = monitor.get_flow(settings, stop)
+    else:
+        flow = inference.get_flow(settings, prepare_inference(settings, stop), stop)
+    log.info("flow %s running (metrics on %s:%s)", name, settings.metrics.host,
+             getattr(settings.metrics, f"{name}_port"))
+    run_main(flow)
+    log.info("flow %s stopped", name)

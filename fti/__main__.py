@@ -1,0 +1,7 @@
+"""`python -m fti` runs the fti command line."""
+
+import sys
+
+from fti.cli import main
+
+sys.exit(main())

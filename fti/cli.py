@@ -1,0 +1,170 @@
+"""The `fti` command line: one entry point for the broker, producer, flows, training and demo.
+
+Every sub-command has `--help`; settings come from `FTI_*` env vars and `fti.yaml` (or the
+file named by `FTI_CONFIG`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from fti.errors import FtiError
+from fti.settings import Settings, load_settings
+
+log = logging.getLogger("fti")
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+def cmd_broker(args: argparse.Namespace, settings: Settings) -> int:
+    """Start the embedded broker, create the topics, and serve until Ctrl-C / SIGTERM."""
+    from connectors.kafka_clients import ensure_topics
+    from flows.service import stop_on_signals
+    from infra.embedded_broker import EmbeddedBroker
+
+    broker_settings = settings.broker.model_copy(update={"port": args.port or settings.broker.port})
+    stop = stop_on_signals()
+    with EmbeddedBroker(broker_settings) as broker:
+        kafka = settings.kafka.model_copy(update={"bootstrap_servers": broker.bootstrap_servers})
+        ensure_topics(kafka, settings.topics)
+        print(f"broker ready on {broker.bootstrap_servers}; topics: {', '.join(settings.topics.all())}")
+        stop.wait()
+    return 0
+
+
+def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
+    """Produce synthetic transactions and their late labels."""
+    from connectors.event_producer import StreamProducer
+    from fti.synthetic import StreamSpec
+
+    spec = StreamSpec(
+        count=args.count, drift_at=args.drift_at, bad_fraction=args.bad_fraction, seed=args.seed
+    )
+    producer = StreamProducer(settings, spec)
+    producer.send(args.count, rate=args.rate, progress=sys.stderr.isatty())
+    producer.finish()
+    c = producer.counts
+    print(json.dumps({"transactions": c.transactions, "bad": c.bad_transactions,
+                      "labels": c.labels, "fraud": c.fraud, "drifted": c.drifted}))
+    return 0
+
+
+def cmd_flow(args: argparse.Namespace, settings: Settings) -> int:
+    """Run one Bytewax flow as a service."""
+    from flows.service import run_flow_service
+
+    run_flow_service(args.name, settings)
+    return 0
+
+
+def cmd_trainer(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the trainer service: one training job per (coalesced) retrain request."""
+    from flows.service import stop_on_signals
+    from fti.metrics import serve_metrics
+    from models.trainer_service import TrainerService
+
+    serve_metrics(settings.metrics.trainer_port, settings.metrics.host)
+    TrainerService(settings).run(stop_on_signals())
+    return 0
+
+
+def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    """Train once now, gate, register, and publish the registry events."""
+    from models.trainer_service import RegistryEventPublisher
+    from models.training_job import run_training_job
+
+    if args.model:
+        training = settings.training.model_copy(update={"model_name": args.model})
+        settings = settings.model_copy(update={"training": training})
+    publish = None if args.no_publish else RegistryEventPublisher(settings)
+    result = run_training_job(settings, reason=args.reason, publish=publish, progress=True)
+    print(json.dumps(_jsonable(result.__dict__), default=str))
+    return 0
+
+
+def cmd_registry(args: argparse.Namespace, settings: Settings) -> int:
+    """List, show, promote or roll back model versions."""
+    from fti.registry_cli import run_registry_command
+
+    return run_registry_command(args, settings)
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the whole loop on the embedded default and print a summary."""
+    from fti.demo import DemoOptions, run_demo
+
+    options = DemoOptions(events=args.events, rate=args.rate, drift_at=args.drift_at,
+                          bad_fraction=args.bad_fraction, seed=args.seed, timeout_s=args.timeout)
+    return run_demo(settings, options)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every sub-command."""
+    parser = argparse.ArgumentParser(prog="fti", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, handler: Handler) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=handler.__doc__, description=handler.__doc__)
+        p.set_defaults(handler=handler)
+        return p
+
+    add("broker", cmd_broker).add_argument("--port", type=int, help="default: FTI_BROKER__PORT")
+    p = add("produce", cmd_produce)
+    p.add_argument("--count", type=int, default=10000, help="transactions to produce")
+    p.add_argument("--rate", type=float, default=0.0, help="transactions per second (0 = max)")
+    p.add_argument("--drift-at", type=int, default=None, help="index where fraud shifts")
+    p.add_argument("--bad-fraction", type=float, default=0.0, help="fraction of bad events")
+    p.add_argument("--seed", type=int, default=7)
+    add("flow", cmd_flow).add_argument("name", choices=["features", "monitor", "inference"])
+    add("trainer", cmd_trainer)
+    p = add("train", cmd_train)
+    p.add_argument("--model", default=None, help="default: FTI_TRAINING__MODEL_NAME")
+    p.add_argument("--reason", default="manual", choices=["manual", "drift", "volume"])
+    p.add_argument("--no-publish", action="store_true", help="do not write registry.events")
+    p = add("registry", cmd_registry)
+    p.add_argument("action", choices=["list", "show", "promote", "rollback"])
+    p.add_argument("version", nargs="?", type=int)
+    p.add_argument("--model", default=None, help="default: FTI_TRAINING__MODEL_NAME")
+    p = add("demo", cmd_demo)
+    p.add_argument("--events", type=int, default=30000, help="most transactions to produce")
+    p.add_argument("--rate", type=float, default=1500.0, help="transactions per second")
+    p.add_argument("--drift-at", type=int, default=8000)
+    p.add_argument("--bad-fraction", type=float, default=0.01)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--timeout", type=float, default=280.0, help="seconds before giving up")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `fti` command."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        logging.basicConfig(
+            level=settings.log_level,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            stream=sys.stderr,
+        )
+        return args.handler(args, settings)
+    except FtiError as ex:
+        print(f"fti {args.command}: {ex}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
