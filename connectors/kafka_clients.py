@@ -56,7 +56,8 @@ def ensure_topics(kafka: KafkaSettings, topics: TopicSettings, timeout_s: float 
 
 def partitions_of(kafka: KafkaSettings, topic: str, timeout_s: float = 10.0) -> list[int]:
     """Partition ids of `topic`; raise `BrokerError` if it does not exist."""
-    metadata = AdminClient(kafka.client_config()).list_topics(topic, timeout=timeout_s)
+    # Ask for all topics: a metadata request naming one may auto-create it on some brokers.
+    metadata = AdminClient(kafka.client_config()).list_topics(timeout=timeout_s)
     info = metadata.topics.get(topic)
     if info is None or info.error is not None or not info.partitions:
         reason = info.error if info is not None else "not found"

@@ -19,17 +19,23 @@ log = logging.getLogger(__name__)
 class RegistryEventWatcher(threading.Thread):
     """Reads registry events from the end of the topic on; `on_change(event)` for our model.
 
+    It ends when `stop` is set (or `stop()` is called).
+
     `ready` is set once the consumer has its position, so a caller that reads the champion
     alias after `ready` cannot miss a promotion that happens in between.
     """
 
     def __init__(
-        self, settings: Settings, model: str, on_change: Callable[[RegistryEvent], None]
+        self,
+        settings: Settings,
+        model: str,
+        on_change: Callable[[RegistryEvent], None],
+        stop: threading.Event | None = None,
     ) -> None:
         super().__init__(name="registry-events", daemon=True)
         self.settings, self.model, self.on_change = settings, model, on_change
         self.ready = threading.Event()
-        self.stopping = threading.Event()
+        self.stopping = stop or threading.Event()
 
     def run(self) -> None:
         topic = self.settings.topics.registry_events

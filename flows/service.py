@@ -37,10 +37,10 @@ def stop_on_signals() -> threading.Event:
 
 
 def prepare_inference(settings: Settings, stop: threading.Event) -> ChampionHolder:
-    """Follow the registry and block until a champion is loaded (or `stop`, or time-out)."""
+    """Follow the registry until `stop`; block until a champion is loaded (or time-out)."""
     model = settings.inference.model_name
     holder = ChampionHolder(ModelRegistry(settings.registry_dir), model)
-    watcher = RegistryEventWatcher(settings, model, lambda _event: holder.refresh())
+    watcher = RegistryEventWatcher(settings, model, lambda _event: holder.refresh(), stop)
     watcher.start()
     if not watcher.ready.wait(30):
         raise FtiError("could not start following registry.events within 30s")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -53,6 +54,12 @@ class EmbeddedBroker:
 
     def start(self) -> EmbeddedBroker:
         """Launch the broker and block until it serves metadata; raise `BrokerError` if not."""
+        if not port_is_free(self.settings.host, self.settings.port):
+            # Tansu would share the port (SO_REUSEPORT) and clients would reach the other one.
+            raise BrokerError(
+                f"port {self.settings.port} on {self.settings.host} is already in use; "
+                "set FTI_BROKER__PORT to a free port or stop what is listening there"
+            )
         url = f"tcp://{self.bootstrap_servers}"
         cmd = [
             broker_binary(),
@@ -128,8 +135,12 @@ def wait_for_broker(
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that is free right now."""
-    import socket
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """True if nothing listens on host:port."""
+    with socket.socket() as sock:
+        return sock.connect_ex((host, port)) != 0

@@ -1,0 +1,364 @@
+"""Training datasets from the offline store: point-in-time join, time split, versioned records.
+
+The feature view ``fraud_v1`` joins every label to the feature row of its transaction as of the
+label's event time, so a training row never sees a feature value from after the label was known.
+
+>>> import pyarrow as pa
+>>> ts = pa.timestamp("us", tz="UTC")
+>>> labels = pa.table({"tx_id": ["a", "b"], "event_time": pa.array([5, 9], ts),
+...                    "is_fraud": pa.array([1, 0], pa.int8())})
+>>> features = pa.table({"tx_id": ["a", "a", "b"], "event_time": pa.array([2, 7, 10], ts),
+...                      **{name: [1.0, 2.0, 3.0] for name in FEATURE_COLUMNS}})
+>>> joined = point_in_time_join(features, labels)
+>>> joined["tx_id"].to_pylist(), joined["amount"].to_pylist()
+(['a'], [1.0])
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import lancedb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import BaseModel, ConfigDict, Field
+
+from features.definitions import (
+    FEATURE_COLUMNS,
+    FEATURES_TABLE,
+    LABEL_COLUMN,
+    LABELS_TABLE,
+)
+from fti.errors import FtiError
+from fti.settings import TrainingSettings
+
+logger = logging.getLogger(__name__)
+
+#: Name of the feature view the training job reads; recorded in every dataset version.
+VIEW_NAME = "fraud_v1"
+#: Columns that identify where an offline row came from; a replay repeats them.
+SOURCE_COLUMNS: tuple[str, ...] = ("source_topic", "source_partition", "source_offset")
+#: Columns of a point-in-time joined training table, in order.
+TRAINING_COLUMNS: tuple[str, ...] = (
+    "tx_id",
+    "label_time",
+    "feature_time",
+    *FEATURE_COLUMNS,
+    LABEL_COLUMN,
+)
+_TIME = pa.timestamp("us", tz="UTC")
+_LOOK_BACK_FOREVER = -(2**63 - 1)
+
+
+@dataclass(frozen=True)
+class OfflineSnapshot:
+    """Both offline tables as read at one Lance version each, replayed rows removed."""
+
+    features: pa.Table
+    labels: pa.Table
+    table_versions: dict[str, int]
+
+
+@dataclass(frozen=True)
+class Split:
+    """A time-ordered split: oldest labels train, newest labels test."""
+
+    train: pa.Table
+    validation: pa.Table
+    test: pa.Table
+
+    def parts(self) -> dict[str, pa.Table]:
+        """The three tables by name, in time order."""
+        return {"train": self.train, "validation": self.validation, "test": self.test}
+
+
+class SplitStats(BaseModel):
+    """Size, class balance, time range and row hash of one part of a split."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rows: int
+    positives: int
+    label_time_min: datetime | None
+    label_time_max: datetime | None
+    rows_sha256: str
+
+
+class DatasetRecord(BaseModel):
+    """What a training dataset version is made of; enough to rebuild identical rows."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    view: str = VIEW_NAME
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    table_versions: dict[str, int]
+    split: Literal["time"] = "time"
+    validation_fraction: float
+    test_fraction: float
+    window_labels: int
+    seed: int
+    rows: int
+    rows_sha256: str
+    splits: dict[str, SplitStats]
+
+
+@dataclass(frozen=True)
+class TrainingDataset:
+    """A split ready for training and the record that describes it."""
+
+    split: Split
+    record: DatasetRecord
+
+
+def dedupe_by_source(table: pa.Table) -> pa.Table:
+    """Keep the first row for each source (topic, partition, offset), in the original order.
+
+    >>> t = pa.table({"source_topic": ["t", "t", "t"], "source_partition": [0, 0, 0],
+    ...               "source_offset": [1, 1, 2], "v": [10, 11, 12]})
+    >>> dedupe_by_source(t)["v"].to_pylist()
+    [10, 12]
+    """
+    return _first_per_key(table, list(SOURCE_COLUMNS))
+
+
+def _first_per_key(table: pa.Table, keys: list[str], last: bool = False) -> pa.Table:
+    rows = table.append_column("__row", pa.array(np.arange(table.num_rows, dtype=np.int64)))
+    agg = "max" if last else "min"
+    keep = rows.group_by(keys, use_threads=False).aggregate([("__row", agg)])[f"__row_{agg}"]
+    return table.take(pc.take(keep, pc.sort_indices(keep)))
+
+
+def read_offline(
+    offline_dir: Path | str, table_versions: Mapping[str, int] | None = None
+) -> OfflineSnapshot:
+    """Read the feature and label tables (latest, or the given Lance versions), deduplicated."""
+    db = lancedb.connect(str(offline_dir))
+    versions = dict(table_versions or {})
+    features, features_version = _read_table(db, FEATURES_TABLE, versions.get(FEATURES_TABLE))
+    labels, labels_version = _read_table(db, LABELS_TABLE, versions.get(LABELS_TABLE))
+    return OfflineSnapshot(
+        features=features,
+        labels=labels,
+        table_versions={FEATURES_TABLE: features_version, LABELS_TABLE: labels_version},
+    )
+
+
+def _read_table(db: Any, name: str, version: int | None) -> tuple[pa.Table, int]:
+    try:
+        table = db.open_table(name)
+    except ValueError as ex:
+        raise FtiError(
+            f"offline table {name!r} not found in {db.uri}; run the feature flow first"
+        ) from ex
+    pinned = table.version if version is None else version
+    try:
+        table.checkout(pinned)  # pin one version so a concurrent writer cannot tear the read
+    except Exception as ex:  # lancedb raises plain ValueError/OSError/RuntimeError here
+        raise FtiError(f"offline table {name!r} has no version {pinned}: {ex}") from ex
+    return dedupe_by_source(table.to_arrow()), pinned
+
+
+def point_in_time_join(
+    features: pa.Table, labels: pa.Table, ttl: timedelta | None = None
+) -> pa.Table:
+    """Join each label to its transaction's latest feature row at or before the label time.
+
+    Labels without such a row (or, with ``ttl``, none that recent) are dropped. Several feature
+    rows of one tx_id at the same event time resolve to the last one in source order.
+    Columns are ``TRAINING_COLUMNS``; rows are sorted by label_time, tx_id, label.
+    """
+    right = _feature_side(features)
+    left = pa.table(
+        {
+            "tx_id": labels["tx_id"].cast(pa.string()),
+            "event_time": labels["event_time"].cast(_TIME),
+            LABEL_COLUMN: labels[LABEL_COLUMN],
+        }
+    ).sort_by("event_time")
+    tolerance = _LOOK_BACK_FOREVER if ttl is None else -(ttl // timedelta(microseconds=1))
+    joined = left.join_asof(right, on="event_time", by="tx_id", tolerance=tolerance)
+    joined = joined.filter(pc.is_valid(joined["feature_time"]))
+    joined = joined.rename_columns(
+        ["label_time" if name == "event_time" else name for name in joined.column_names]
+    )
+    return sort_by_label_time(joined.select(list(TRAINING_COLUMNS)))
+
+
+def _feature_side(features: pa.Table) -> pa.Table:
+    """tx_id, event_time, feature_time and features; one row per (tx_id, event_time)."""
+    sources = [name for name in SOURCE_COLUMNS if name in features.column_names]
+    ordered = features.sort_by([("event_time", "ascending")] + [(s, "ascending") for s in sources])
+    ordered = _first_per_key(ordered, ["tx_id", "event_time"], last=True)
+    times = ordered["event_time"].cast(_TIME)
+    columns = {
+        "tx_id": ordered["tx_id"].cast(pa.string()),
+        "event_time": times,
+        "feature_time": times,
+    }
+    columns.update({name: ordered[name].cast(pa.float64()) for name in FEATURE_COLUMNS})
+    return pa.table(columns)
+
+
+def sort_by_label_time(table: pa.Table) -> pa.Table:
+    """Sort a training table by label_time, then tx_id, then label (a total, stable order)."""
+    keys = [(name, "ascending") for name in ("label_time", "tx_id", LABEL_COLUMN)]
+    return table.sort_by([key for key in keys if key[0] in table.column_names])
+
+
+def newest(table: pa.Table, n: int) -> pa.Table:
+    """Keep the newest ``n`` rows by label_time; ``n == 0`` keeps all.
+
+    >>> t = pa.table({"label_time": [3, 1, 2], "tx_id": ["c", "a", "b"]})
+    >>> newest(t, 2)["tx_id"].to_pylist()
+    ['b', 'c']
+    """
+    if n < 0:
+        raise FtiError(f"newest(n) needs n >= 0 (0 = all rows), got {n}")
+    ordered = sort_by_label_time(table)
+    return ordered if n == 0 else ordered.slice(max(0, ordered.num_rows - n))
+
+
+def time_split(table: pa.Table, validation_fraction: float, test_fraction: float) -> Split:
+    """Split by label_time: oldest rows train, then validation, newest rows test.
+
+    >>> t = pa.table({"label_time": list(range(10)), "tx_id": [str(i) for i in range(10)]})
+    >>> s = time_split(t, 0.2, 0.3)
+    >>> s.train.num_rows, s.validation.num_rows, s.test["tx_id"].to_pylist()
+    (5, 2, ['7', '8', '9'])
+    """
+    if not (0 < validation_fraction < 1 and 0 < test_fraction < 1):
+        raise FtiError(
+            f"split fractions must be in (0, 1), got validation={validation_fraction}, "
+            f"test={test_fraction}"
+        )
+    if validation_fraction + test_fraction >= 1:
+        raise FtiError(
+            f"validation + test fractions must leave rows to train on, got "
+            f"{validation_fraction} + {test_fraction} >= 1"
+        )
+    ordered = sort_by_label_time(table)
+    n = ordered.num_rows
+    n_test = round(n * test_fraction)
+    n_validation = round(n * validation_fraction)
+    n_train = max(0, n - n_test - n_validation)
+    return Split(
+        train=ordered.slice(0, n_train),
+        validation=ordered.slice(n_train, n_validation),
+        test=ordered.slice(n_train + n_validation),
+    )
+
+
+def rows_sha256(table: pa.Table) -> str:
+    """Hash the rows, independent of their order, chunking, nullability flags and metadata.
+
+    >>> a = pa.table({"x": [1, 2], "y": ["p", "q"]})
+    >>> rows_sha256(a) == rows_sha256(a.take([1, 0]))
+    True
+    """
+    schema = pa.schema([pa.field(f.name, f.type, nullable=True) for f in table.schema])
+    canonical = table.cast(schema)
+    canonical = canonical.sort_by([(name, "ascending") for name in schema.names]).combine_chunks()
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, schema) as writer:
+        writer.write_table(canonical)
+    return hashlib.sha256(sink.getvalue().to_pybytes()).hexdigest()
+
+
+def split_stats(table: pa.Table) -> SplitStats:
+    """Rows, positives, label time range and row hash of one training table."""
+    times = table["label_time"]
+    return SplitStats(
+        rows=table.num_rows,
+        positives=int(pc.sum(table[LABEL_COLUMN]).as_py() or 0),
+        label_time_min=pc.min(times).as_py(),
+        label_time_max=pc.max(times).as_py(),
+        rows_sha256=rows_sha256(table),
+    )
+
+
+def build_dataset(
+    offline_dir: Path | str,
+    training: TrainingSettings,
+    table_versions: Mapping[str, int] | None = None,
+) -> TrainingDataset:
+    """Read, join, window and split the offline store into a training dataset and its record.
+
+    Passing the ``table_versions`` of an earlier record rebuilds that dataset's rows exactly.
+    """
+    snapshot = read_offline(offline_dir, table_versions)
+    logger.info(
+        "read offline store: %d feature rows, %d label rows, versions %s",
+        snapshot.features.num_rows,
+        snapshot.labels.num_rows,
+        snapshot.table_versions,
+    )
+    joined = point_in_time_join(snapshot.features, snapshot.labels)
+    window = newest(joined, training.window_labels)
+    logger.info(
+        "point-in-time join: %d labelled rows, %d in the window of %d",
+        joined.num_rows,
+        window.num_rows,
+        training.window_labels,
+    )
+    split = time_split(window, training.validation_fraction, training.test_fraction)
+    record = DatasetRecord(
+        table_versions=snapshot.table_versions,
+        validation_fraction=training.validation_fraction,
+        test_fraction=training.test_fraction,
+        window_labels=training.window_labels,
+        seed=training.seed,
+        rows=window.num_rows,
+        rows_sha256=rows_sha256(window),
+        splits={name: split_stats(part) for name, part in split.parts().items()},
+    )
+    return TrainingDataset(split=split, record=record)
+
+
+def save_dataset_version(datasets_dir: Path, record: DatasetRecord | Mapping[str, Any]) -> int:
+    """Write ``record`` as ``datasets_dir/<N>.json`` with the next free N (from 1); return N.
+
+    Files are never overwritten: the record is written to a temp file and hard-linked into place,
+    which fails if another writer took N first, in which case the next N is tried.
+    """
+    record = DatasetRecord.model_validate(record)
+    datasets_dir = Path(datasets_dir)
+    datasets_dir.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=datasets_dir)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(record.model_dump_json(indent=2))
+        while True:
+            number = max(dataset_versions(datasets_dir), default=0) + 1
+            try:
+                os.link(temp, datasets_dir / f"{number}.json")
+            except FileExistsError:
+                continue
+            return number
+    finally:
+        os.unlink(temp)
+
+
+def dataset_versions(datasets_dir: Path) -> list[int]:
+    """Dataset version numbers saved in ``datasets_dir``, ascending."""
+    if not Path(datasets_dir).is_dir():
+        return []
+    names = (p.stem for p in Path(datasets_dir).glob("*.json"))
+    return sorted(int(stem) for stem in names if stem.isdigit())
+
+
+def load_dataset_record(datasets_dir: Path, n: int) -> DatasetRecord:
+    """Read dataset version ``n`` from ``datasets_dir``."""
+    path = Path(datasets_dir) / f"{int(n)}.json"
+    if not path.is_file():
+        have = dataset_versions(datasets_dir)
+        raise FtiError(f"dataset version {n} not found in {datasets_dir} (have {have})")
+    return DatasetRecord.model_validate_json(path.read_text())

@@ -1,0 +1,28 @@
+"""Shared fixtures: one real embedded broker per session, a uuid topic set per test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from connectors.kafka_clients import ensure_topics
+from fti.settings import BrokerSettings, Settings
+from infra.embedded_broker import EmbeddedBroker, free_port
+from tests.support import make_settings
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[EmbeddedBroker]:
+    """The embedded Tansu broker on a free port, for the whole test session."""
+    with EmbeddedBroker(BrokerSettings(port=free_port())) as running:
+        yield running
+
+
+@pytest.fixture
+def settings(broker: EmbeddedBroker, tmp_path: Path) -> Settings:
+    """Settings pointing at the session broker, with this test's topics created."""
+    s = make_settings(broker.bootstrap_servers, tmp_path)
+    ensure_topics(s.kafka, s.topics)
+    return s

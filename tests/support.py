@@ -1,0 +1,86 @@
+"""Test helpers: settings per test, running a flow in a thread, waiting, reading topics."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from bytewax.dataflow import Dataflow
+from bytewax.testing import run_main
+from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
+
+from connectors.kafka_clients import make_consumer, partitions_of
+from fti.settings import KafkaSettings, MetricsSettings, Settings, TopicSettings
+
+
+def make_settings(bootstrap: str, data_dir: Path, **overrides: object) -> Settings:
+    """Settings for one test: its own data dir, uuid-suffixed topics, metrics off."""
+    suffix = uuid.uuid4().hex[:10]
+    defaults = TopicSettings()
+    topics = TopicSettings(
+        **{name: f"{getattr(defaults, name)}-{suffix}" for name in
+           ("transactions", "labels", "dlq", "retrain_requests", "registry_events", "predictions")}
+    )
+    metrics = MetricsSettings(features_port=0, monitor_port=0, inference_port=0, trainer_port=0)
+    return Settings(
+        data_dir=data_dir, kafka=KafkaSettings(bootstrap_servers=bootstrap), topics=topics,
+        metrics=metrics, **overrides,
+    )
+
+
+@contextmanager
+def running_flow(
+    build: Callable[[threading.Event], Dataflow], stop: threading.Event | None = None
+) -> Iterator[threading.Event]:
+    """Run a dataflow in a thread; on exit, stop it and require a clean, prompt end."""
+    stop = stop or threading.Event()
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            run_main(build(stop))
+        except BaseException as ex:  # reported to the test below
+            errors.append(ex)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    try:
+        yield stop
+    finally:
+        stop.set()
+        thread.join(30)
+    assert not thread.is_alive(), "the flow did not stop within 30 s of being asked"
+    assert not errors, f"the flow failed: {errors[0]!r}"
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float = 60.0, what: str = "") -> None:
+    """Poll `condition` until true; fail the test with `what` after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what or condition}")
+
+
+def read_topic(kafka: KafkaSettings, topic: str, settle_s: float = 1.0) -> list[Message]:
+    """All records of `topic`: reads until no record arrived for `settle_s` (Tansu's high
+    watermark lags, so it is not used as the end)."""
+    consumer = make_consumer(kafka)
+    consumer.assign(
+        [TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions_of(kafka, topic)]
+    )
+    records: list[Message] = []
+    quiet_since = time.monotonic()
+    deadline = quiet_since + 60
+    while time.monotonic() - quiet_since < settle_s and time.monotonic() < deadline:
+        batch = [m for m in consumer.consume(1000, 0.1) if m.error() is None]
+        if batch:
+            records.extend(batch)
+            quiet_since = time.monotonic()
+    consumer.close()
+    return records

@@ -1,0 +1,75 @@
+"""The feature flow against the real broker, SQLite and LanceDB: nothing lost, bad input to DLQ."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections import Counter
+
+from connectors.event_producer import StreamProducer
+from connectors.offline_store import LanceOfflineStore
+from connectors.online_store import SqliteOnlineStore
+from features.definitions import FEATURES_TABLE, LABELS_TABLE
+from features.training_data import read_offline
+from flows import features
+from fti.events import Transaction
+from fti.settings import Settings
+from fti.synthetic import StreamSpec, generate
+from tests.support import read_topic, running_flow, wait_for
+
+SPEC = StreamSpec(count=3000, drift_at=2000, bad_fraction=0.05, seed=11)
+
+
+def test_every_event_lands_in_the_stores_or_the_dlq_with_a_reason(settings: Settings) -> None:
+    records = list(generate(SPEC))
+    valid = [r for r in records if r.kind == "transaction" and not r.bad]
+    bad = {r.value for r in records if r.kind == "transaction" and r.bad}
+    producer = StreamProducer(settings, SPEC)
+    producer.send(SPEC.count)
+    producer.finish()
+    offline = LanceOfflineStore(settings.offline_dir)
+
+    with running_flow(lambda stop: features.get_flow(settings, stop)):
+        wait_for(lambda: offline.count(FEATURES_TABLE) >= len(valid)
+                 and offline.count(LABELS_TABLE) >= producer.counts.labels,
+                 what="all valid transactions and labels in the offline store")
+
+    dlq = [json.loads(m.value()) for m in read_topic(settings.kafka, settings.topics.dlq)]
+    assert len(dlq) == len(bad) == producer.counts.bad_transactions
+    assert {base64.b64decode(d["original_b64"]) for d in dlq} == bad  # nothing lost
+    assert all(d["error"] and d["source_topic"] == settings.topics.transactions for d in dlq)
+    assert len({d["offset"] for d in dlq}) == len(dlq)
+    reasons = Counter(d["error"].split(":")[0].split(" ")[0] for d in dlq)
+    assert len(reasons) >= 5, reasons  # several different rules were broken and named
+
+    snapshot = read_offline(settings.offline_dir)
+    tx_ids = snapshot.features.column("tx_id").to_pylist()
+    assert sorted(tx_ids) == sorted(json.loads(r.value)["tx_id"] for r in valid)
+    assert snapshot.labels.num_rows == producer.counts.labels
+
+
+def test_online_store_holds_each_cards_newest_features(settings: Settings) -> None:
+    spec = StreamSpec(count=800, seed=3)
+    producer = StreamProducer(settings, spec)
+    producer.send(spec.count)
+    txs = [Transaction.model_validate_json(r.value) for r in generate(spec)
+           if r.kind == "transaction"]
+    newest: dict[str, Transaction] = {}
+    for tx in txs:
+        if tx.card_id not in newest or tx.ts >= newest[tx.card_id].ts:
+            newest[tx.card_id] = tx
+    online = SqliteOnlineStore(settings.online_path)
+
+    with running_flow(lambda stop: features.get_flow(settings, stop)):
+        wait_for(lambda: online.count() == len(newest), what="one online row per card")
+        wait_for(
+            lambda: all(row.tx_id == newest[card].tx_id
+                        for card, row in online.get_many(list(newest)).items()),
+            what="the newest transaction of every card online",
+        )
+
+    rows = online.get_many(list(newest))
+    card, row = next(iter(rows.items()))
+    assert row.event_time == newest[card].ts.timestamp()
+    assert row.features["tx_count_24h"] >= 1
+    assert [entry[3] for entry in row.window][-1] == newest[card].tx_id
