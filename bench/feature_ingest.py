@@ -1,0 +1,86 @@
+"""Feature-flow throughput against the limit measured in the same run.
+
+`raw_events_per_s`: a bare confluent-kafka consumer plus JSON decode of the same topic on the
+same broker. `pipeline_events_per_s`: the feature flow (validation, windows, SQLite and LanceDB
+writes). Prints one JSON line. Usage: python bench/feature_ingest.py [EVENTS]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bytewax.testing import run_main
+from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+
+from connectors.event_producer import StreamProducer
+from connectors.kafka_clients import ensure_topics, make_consumer
+from connectors.offline_store import LanceOfflineStore
+from features.definitions import FEATURES_TABLE
+from flows import features
+from fti.settings import BrokerSettings, KafkaSettings, MetricsSettings, Settings
+from fti.synthetic import StreamSpec
+from infra.embedded_broker import EmbeddedBroker, free_port
+
+
+def raw_rate(settings: Settings, count: int) -> float:
+    """Events/s of a bare consumer decoding JSON, reading `count` transactions."""
+    consumer = make_consumer(settings.kafka)
+    consumer.assign([TopicPartition(settings.topics.transactions, 0, OFFSET_BEGINNING)])
+    seen, start = 0, time.perf_counter()
+    while seen < count:
+        for msg in consumer.consume(1000, 1.0):
+            if msg.error() is None:
+                try:
+                    json.loads(msg.value())
+                except ValueError:
+                    pass
+                seen += 1
+    elapsed = time.perf_counter() - start
+    consumer.close()
+    return seen / elapsed
+
+
+def pipeline_rate(settings: Settings, count: int, bad: int) -> float:
+    """Events/s of the feature flow until every valid transaction is in the offline store."""
+    import threading
+
+    stop = threading.Event()
+    offline = LanceOfflineStore(settings.offline_dir)
+    thread = threading.Thread(target=run_main, args=(features.get_flow(settings, stop),))
+    start = time.perf_counter()
+    thread.start()
+    while offline.count(FEATURES_TABLE) < count - bad:
+        time.sleep(0.05)
+    elapsed = time.perf_counter() - start
+    stop.set()
+    thread.join()
+    return count / elapsed
+
+
+def main(events: int) -> dict[str, float]:
+    """Run both measurements on one fresh broker; return the figures."""
+    with EmbeddedBroker(BrokerSettings(port=free_port())) as broker:
+        settings = Settings(
+            data_dir=Path(tempfile.mkdtemp()),
+            kafka=KafkaSettings(bootstrap_servers=broker.bootstrap_servers),
+            metrics=MetricsSettings(features_port=0),
+        )
+        ensure_topics(settings.kafka, settings.topics)
+        producer = StreamProducer(settings, StreamSpec(count=events, bad_fraction=0.01))
+        producer.send(events)
+        raw = raw_rate(settings, events)
+        pipeline = pipeline_rate(settings, events, producer.counts.bad_transactions)
+    return {
+        "events": events,
+        "raw_events_per_s": round(raw),
+        "pipeline_events_per_s": round(pipeline),
+        "ratio": round(pipeline / raw, 3),
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(int(sys.argv[1]) if len(sys.argv) > 1 else 50000)))
