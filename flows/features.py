@@ -99,9 +99,9 @@ class _FeatureStorePartition(StatelessSinkPartition[tuple[str, FeatureRow]]):
         offline_rows = []
         for card_id, row in items:
             offline_rows.append({k: v for k, v in row.items() if k != "_window"})
-            current = latest.get(card_id)
-            if current is None or row["event_time"] >= current["event_time"]:
-                latest[card_id] = row
+            # Rows of a card arrive in processing order, and each later window knows more
+            # (a late event adds to the window even though its own event time is older).
+            latest[card_id] = row
         # Offline first: if the process dies between the two writes, a replay rewrites both.
         start = time.perf_counter()
         self._offline.append(FEATURES_TABLE, FEATURES_SCHEMA, offline_rows)
@@ -119,9 +119,11 @@ class _FeatureStorePartition(StatelessSinkPartition[tuple[str, FeatureRow]]):
 
 
 def _online_row(row: FeatureRow) -> OnlineRow:
+    """The card's online row: features of the transaction last processed, and its window,
+    stamped with the window's newest event time so a late event's update is kept."""
     return OnlineRow(
         entity=row["card_id"],
-        event_time=row["event_time"].timestamp(),
+        event_time=max(entry[0] for entry in row["_window"]),
         tx_id=row["tx_id"],
         features={name: row[name] for name in FEATURE_COLUMNS},
         window=row["_window"],

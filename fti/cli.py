@@ -32,7 +32,8 @@ def cmd_broker(args: argparse.Namespace, settings: Settings) -> int:
     with EmbeddedBroker(broker_settings) as broker:
         kafka = settings.kafka.model_copy(update={"bootstrap_servers": broker.bootstrap_servers})
         ensure_topics(kafka, settings.topics)
-        print(f"broker ready on {broker.bootstrap_servers}; topics: {', '.join(settings.topics.all())}")
+        topics = ", ".join(settings.topics.all())
+        print(f"broker ready on {broker.bootstrap_servers}; topics: {topics}")
         stop.wait()
     return 0
 

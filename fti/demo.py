@@ -151,7 +151,8 @@ def _drive(
         at_drift = producer.counts.transactions >= options.drift_at
         # The world changes only once the first model is serving: the demo then shows the
         # detector seeing a model's error rate rise, not a cold start.
-        waiting_for_first_model = at_drift and not (scoring and registry.alias(s.training.model_name))
+        serving = scoring and registry.alias(s.training.model_name) is not None
+        waiting_for_first_model = at_drift and not serving
         if closed and tail_left is None:
             log.info("loop closed: a drift-triggered model is champion and scoring")
             tail_left = TAIL_EVENTS
@@ -214,9 +215,13 @@ def _summary(
         ],
         "champion_version": registry.alias(model),
         "predictions": sum(state.predictions_by_version.values()),
-        "predictions_by_version": {str(k): v for k, v in sorted(state.predictions_by_version.items())},
+        "predictions_by_version": {
+            str(k): v for k, v in sorted(state.predictions_by_version.items())
+        },
         "drift_detected_at_event": tx_index_of(detected_tx) if detected_tx else None,
-        "drift_to_deploy_seconds": round(deploy - first_drifted, 2) if deploy and first_drifted else None,
+        "drift_to_deploy_seconds": (
+            round(deploy - first_drifted, 2) if deploy and first_drifted else None
+        ),
         "wall_seconds": round(time.time() - started, 1),
     }
 
@@ -231,7 +236,8 @@ def _print_summary(summary: dict[str, Any], closed: bool, data_dir: Path, drift_
 fti demo — {'the loop closed' if closed else 'the loop did NOT close'} in {summary['wall_seconds']}s
   events produced      {summary['events_produced']} (drift injected at event {drift_at})
   dead-letter queue    {summary['dlq_events']}
-  offline feature rows {summary['offline_feature_rows']}, labels {summary['label_rows']}, online cards {summary['online_entities']}
+  offline feature rows {summary['offline_feature_rows']}, labels {summary['label_rows']}
+  online cards         {summary['online_entities']}
   models               {models or 'none'}
   champion             v{summary['champion_version']}
   predictions          {summary['predictions']} ({by_version})
@@ -248,7 +254,8 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
     data_dir = _fresh_data_dir(settings)
     port = free_port() if settings.broker.port == 9092 else settings.broker.port
     broker = EmbeddedBroker(
-        settings.broker.model_copy(update={"port": port}), log_file=data_dir / "logs" / "broker.log"
+        settings.broker.model_copy(update={"port": port}),
+        log_file=data_dir / "logs" / "broker.log",
     )
     with broker:
         env = _service_env(settings, broker.bootstrap_servers)

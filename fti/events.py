@@ -146,9 +146,15 @@ def _first_error(ex: ValidationError) -> str:
 
 
 def _loads(raw: bytes | str) -> dict[str, Any]:
+    if isinstance(raw, bytes):
+        try:
+            # json.loads would guess UTF-16/32 from the bytes; events are UTF-8 only.
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as ex:
+            raise EventError(f"event is not UTF-8: {ex}") from ex
     try:
         data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as ex:
+    except json.JSONDecodeError as ex:
         raise EventError(f"malformed JSON: {ex}") from ex
     if not isinstance(data, dict):
         raise EventError(f"event must be a JSON object, got {type(data).__name__}")

@@ -17,6 +17,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
@@ -221,9 +223,10 @@ def _unknown_env_vars() -> list[str]:
     top = {name.upper() for name in Settings.model_fields} | {"CONFIG"}
     unknown = []
     for var in os.environ:
-        if not var.startswith("FTI_"):
+        # pydantic-settings matches names case-insensitively, so check them the same way.
+        if not var.upper().startswith("FTI_"):
             continue
-        parts = var[4:].split("__")
+        parts = var[4:].upper().split("__")
         if parts[0] not in top:
             unknown.append(var)
             continue
@@ -247,3 +250,6 @@ def load_settings(**overrides: Any) -> Settings:
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in ex.errors()
         )
         raise ConfigError(f"invalid settings: {problems}") from ex
+    except (yaml.YAMLError, TypeError, ValueError) as ex:
+        # A YAML file that does not parse, or is not a mapping of settings.
+        raise ConfigError(f"cannot read the YAML config {_config_file()}: {ex}") from ex

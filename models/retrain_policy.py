@@ -102,12 +102,13 @@ class RetrainPolicy:
         return [request] if request is not None else []
 
     def _observe_error(self, obs: ErrorObserved) -> None:
-        if self._error is None or (self._error_version or 0) < obs.version:
-            # A new model starts a new error history.
+        serving = self.champion if self.champion is not None else obs.version
+        if obs.version != serving:
+            return  # a late prediction of a replaced model says nothing about the serving one
+        if self._error is None or self._error_version != obs.version:
+            # A newly serving model (promoted or rolled back to) starts a new error history.
             self._error = drift.ADWIN(delta=self.settings.error_delta)
             self._error_version, self._errors_seen = obs.version, 0
-        elif obs.version < self._error_version:
-            return  # a late prediction of a replaced model says nothing about the new one
         before = self._error.estimation
         self._error.update(obs.error)
         self._errors_seen += 1
@@ -139,7 +140,8 @@ class RetrainPolicy:
             self.pending = Detection(detector, tx_id, self.labels, evidence)
 
     def _decide(self, now: float) -> RetrainRequest | None:
-        if self.last_request_at is not None and now - self.last_request_at < self.settings.cooldown_s:
+        since_last = None if self.last_request_at is None else now - self.last_request_at
+        if since_last is not None and since_last < self.settings.cooldown_s:
             return None
         new_labels = self.labels - self.labels_at_request
         if self.pending is not None:

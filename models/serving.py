@@ -16,11 +16,9 @@ import xgboost as xgb
 from features.definitions import FEATURE_COLUMNS
 from fti import metrics
 from models.registry import ModelRegistry
-from models.xgboost_trainer import load_model, predict_scores
+from models.xgboost_trainer import MODEL_FILE, load_model, predict_scores
 
 log = logging.getLogger(__name__)
-
-MODEL_FILE = "model.ubj"
 
 
 @dataclass(frozen=True)

@@ -84,7 +84,8 @@ def test_accepts_str_input_as_well_as_bytes() -> None:
     [
         (b'{"tx_id": 1', "malformed JSON"),
         (b"", "malformed JSON"),
-        (b'{"tx_id": "\xff\xfe"}', "malformed JSON"),  # not UTF-8
+        (b'{"tx_id": "\xff\xfe"}', "not UTF-8"),
+        ('{"tx_id": "t"}'.encode("utf-16"), "not UTF-8"),  # json.loads alone would accept it
         (b"[1, 2]", "must be a JSON object, got list"),
         (b'"text"', "must be a JSON object, got str"),
         (b"null", "must be a JSON object, got NoneType"),

@@ -135,15 +135,6 @@ def test_card_window_json_round_trip() -> None:
     assert CardWindow.from_json([]) == CardWindow()
 
 
-def test_feature_vector_follows_feature_columns() -> None:
-    tx = _tx("t1", "c1", T0, 20.0, "online", "DE")
-    vector = dict(zip(FEATURE_COLUMNS, feature_vector(tx, None), strict=True))
-    assert vector["amount"] == 20.0
-    assert vector["channel_code"] == 1.0
-    assert vector["hour_of_day"] == 12.0
-    assert vector["tx_count_1h"] == 1.0
-
-
 # --- training/serving consistency -------------------------------------------------------
 
 
@@ -180,6 +171,15 @@ def _random_stream(seed: int, n: int = 300) -> list[tuple[Transaction, bool]]:
 def _served(tx: Transaction, window: CardWindow) -> dict[str, float]:
     row = OnlineRow(tx.card_id, tx.ts.timestamp(), "any", {}, window.to_json())
     return dict(zip(FEATURE_COLUMNS, feature_vector(tx, row), strict=True))
+
+
+def test_feature_vector_follows_feature_columns() -> None:
+    tx = _tx("t1", "c1", T0, 20.0, "online", "DE")
+    vector = dict(zip(FEATURE_COLUMNS, feature_vector(tx, None), strict=True))
+    assert vector["amount"] == 20.0
+    assert vector["channel_code"] == 1.0
+    assert vector["hour_of_day"] == 12.0
+    assert vector["tx_count_1h"] == 1.0
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -234,9 +234,8 @@ def test_online_store_window_includes_a_late_event_for_the_next_serving(tmp_path
         record = KafkaRecord("transactions", 0, offset, b"c", tx.to_json(), 0)
         window, row = card_features(window, Decoded(record, tx))
         store.upsert([_online_row(row)])
-        assert {k: served[k] for k in FEATURE_COLUMNS} == {k: row[k] for k in FEATURE_COLUMNS}, (
-            f"{tx.tx_id}: served from the online store != training row"
-        )
+        training = {k: row[k] for k in FEATURE_COLUMNS}
+        assert served == training, f"{tx.tx_id}: served from the online store != training row"
     store.close()
 
 
