@@ -149,8 +149,7 @@ def test_late_predictions_of_an_older_version_are_ignored() -> None:
 
 
 def test_after_a_rollback_the_restored_champion_is_monitored() -> None:
-    # Fails today: after ChampionChanged(1) following version 2, every ErrorObserved of
-    # version 1 is dropped as "late", so a rolled-back champion's error drift is never seen.
+    # After a rollback to v1, v1's predictions are the live ones again, not late ones.
     rng = random.Random(6)
     policy = _policy()
     _feed(policy, [ChampionChanged(1), *_errors(rng, 1000, 0.02)])

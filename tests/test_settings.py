@@ -125,8 +125,7 @@ def test_fti_config_pointing_to_a_missing_file(
 def test_unreadable_yaml_is_a_config_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str
 ) -> None:
-    # Fails today: a YAML syntax error escapes as yaml.YAMLError and a top-level list as a
-    # ValueError, so `fti` crashes with a traceback instead of exiting 2 with a message.
+    # A syntax error or a top-level list must not escape as a traceback.
     path = _yaml(tmp_path, text, monkeypatch)
     with pytest.raises(ConfigError, match=str(path.name)):
         load_settings()
