@@ -249,7 +249,8 @@ fti demo — {'the loop closed' if closed else 'the loop did NOT close'} in {sum
 
 
 def run_demo(settings: Settings, options: DemoOptions) -> int:
-    """Run the demo; return 0 only if the loop closed."""
+    """Run the demo; return 0 only if the loop closed, the stores caught up with the producer
+    and every service stopped cleanly."""
     started = time.time()
     data_dir = _fresh_data_dir(settings)
     port = free_port() if settings.broker.port == 9092 else settings.broker.port
@@ -280,5 +281,8 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
             watcher.stop()
         log.info("services stopped: %s", codes)
         summary = _summary(s, producer, watcher.state, started)
+    clean = all(code == 0 for code in codes.values())
+    if not clean:
+        log.error("not every service stopped cleanly: %s (logs in %s)", codes, data_dir / "logs")
     _print_summary(summary, closed, data_dir, options.drift_at)
-    return 0 if closed and caught_up else 1
+    return 0 if closed and caught_up and clean else 1

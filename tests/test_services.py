@@ -1,0 +1,105 @@
+"""Services as an operator runs them: `fti flow …` and `fti broker` processes, metrics over
+HTTP, graceful stop on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+from connectors.event_producer import StreamProducer
+from connectors.offline_store import LanceOfflineStore
+from features.definitions import FEATURES_TABLE
+from fti.settings import Settings
+from fti.synthetic import StreamSpec
+from infra.embedded_broker import free_port, port_is_free
+from tests.support import wait_for
+
+
+def service_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment that points a service process at this test's broker, topics and dir."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FTI_")}
+    t = settings.topics
+    env.update({
+        "FTI_DATA_DIR": str(settings.data_dir),
+        "FTI_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
+        "FTI_TOPICS__TRANSACTIONS": t.transactions, "FTI_TOPICS__LABELS": t.labels,
+        "FTI_TOPICS__DLQ": t.dlq, "FTI_TOPICS__PREDICTIONS": t.predictions,
+        "FTI_TOPICS__RETRAIN_REQUESTS": t.retrain_requests,
+        "FTI_TOPICS__REGISTRY_EVENTS": t.registry_events,
+        **extra,
+    })
+    return env
+
+
+def scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        return response.read().decode()
+
+
+def metric_value(text: str, name: str, **labels: str) -> float:
+    """Sum of the samples of `name` whose labels include `labels`."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_feature_service_serves_metrics_and_stops_gracefully(
+    settings: Settings, tmp_path: Path
+) -> None:
+    port = free_port()
+    log = open(tmp_path / "features.log", "wb")  # noqa: SIM115
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fti", "flow", "features"],
+        env=service_env(settings, FTI_METRICS__FEATURES_PORT=str(port)),
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        spec = StreamSpec(count=1000, bad_fraction=0.05, seed=9)
+        producer = StreamProducer(settings, spec)
+        producer.send(spec.count)
+        topic = settings.topics.transactions
+
+        def counted() -> bool:
+            try:
+                text = scrape(port)
+            except OSError:
+                return False
+            return metric_value(text, "fti_events_in_total", topic=topic) >= spec.count
+
+        wait_for(counted, what="fti_events_in_total on the service's /metrics")
+        text = scrape(port)
+        bad = producer.counts.bad_transactions
+        assert metric_value(text, "fti_dlq_events_total", topic=topic) == bad
+        assert metric_value(text, "fti_feature_write_seconds_count", store="offline") >= 1
+        offline = LanceOfflineStore(settings.offline_dir)
+        wait_for(lambda: offline.count(FEATURES_TABLE) == spec.count - bad, what="offline rows")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(30)
+    assert code == 0, (tmp_path / "features.log").read_text()[-2000:]
+    assert "stopped" in (tmp_path / "features.log").read_text()
+
+
+def test_broker_command_creates_topics_and_stops_on_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FTI_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fti", "broker", "--port", str(port)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        first_line = process.stdout.readline() if process.stdout else ""
+        while first_line and "broker ready" not in first_line:
+            first_line = process.stdout.readline() if process.stdout else ""
+        assert f"127.0.0.1:{port}" in first_line and "transactions.dlq" in first_line
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(30)
+    assert code == 0
+    wait_for(lambda: port_is_free("127.0.0.1", port), timeout_s=10, what="the port to be freed")
