@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -147,6 +147,23 @@ class TrainingSettings(_Section):
     device: str = "auto"
 
 
+class OnlineStoreSettings(_Section):
+    """Where the online store lives: SQLite (embedded default) or Redis (production)."""
+
+    backend: Literal["sqlite", "redis"] = "sqlite"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    key_prefix: str = "fti"
+    ttl_s: float | None = Field(None, gt=0, description="Values older than this read as expired.")
+
+
+class RecoverySettings(_Section):
+    """Bytewax recovery for the feature flow: state and Kafka offsets snapshotted to `dir`."""
+
+    dir: Path | None = None
+    snapshot_s: float = Field(2.0, gt=0)
+    backup_s: float = Field(30.0, ge=0)
+
+
 class InferenceSettings(_Section):
     """The inference flow: which model it follows and the label threshold on the score."""
 
@@ -174,6 +191,8 @@ class Settings(BaseSettings):
     monitor: MonitorSettings = MonitorSettings()
     training: TrainingSettings = TrainingSettings()
     inference: InferenceSettings = InferenceSettings()
+    online: OnlineStoreSettings = OnlineStoreSettings()
+    recovery: RecoverySettings = RecoverySettings()
     log_level: str = "INFO"
 
     @classmethod
