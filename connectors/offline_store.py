@@ -1,11 +1,20 @@
 """The offline store: append-only LanceDB tables; every append is a new, readable version.
 
+Rows carry their source (`source_topic`, `source_partition`, `source_offset`); `append_once`
+skips rows whose source is already stored, so a replay after a crash adds nothing twice.
+
 >>> import tempfile, pyarrow as pa
 >>> store = LanceOfflineStore(tempfile.mkdtemp())
->>> schema = pa.schema([pa.field("x", pa.int64())])
->>> store.append("t", schema, [{"x": 1}, {"x": 2}])
+>>> schema = pa.schema([("source_topic", pa.string()), ("source_partition", pa.int32()),
+...                     ("source_offset", pa.int64())])
+>>> rows = [{"source_topic": "t", "source_partition": 0, "source_offset": i} for i in range(3)]
+>>> store.append_once("t", schema, rows)
+3
+>>> LanceOfflineStore(store.uri).append_once("t", schema, rows[1:] + [
+...     {"source_topic": "t", "source_partition": 0, "source_offset": 3}])  # a replay
+1
 >>> store.count("t"), store.count("missing")
-(2, 0)
+(4, 0)
 """
 
 from __future__ import annotations
@@ -16,6 +25,9 @@ from typing import Any
 import lancedb
 import pyarrow as pa
 
+SOURCE_COLUMNS = ["source_topic", "source_partition", "source_offset"]
+Source = tuple[str, int, int]
+
 
 class LanceOfflineStore:
     """A LanceDB directory (local path or object-store URI) holding the offline tables."""
@@ -24,6 +36,9 @@ class LanceOfflineStore:
         self.uri = str(uri)
         self._db = lancedb.connect(self.uri)
         self._tables: dict[str, Any] = {}
+        # Per table: the highest offset stored per (topic, partition) when this object first
+        # wrote to it. Only rows at or below it can be replays; rows above it are new.
+        self._high_marks: dict[str, dict[tuple[str, int], int]] = {}
 
     def _table(self, name: str, schema: pa.Schema) -> Any:
         table = self._tables.get(name)
@@ -37,9 +52,61 @@ class LanceOfflineStore:
         if rows:
             self._table(name, schema).add(pa.Table.from_pylist(rows, schema=schema))
 
+    def append_once(self, name: str, schema: pa.Schema, rows: list[dict[str, Any]]) -> int:
+        """Append the rows whose source is not stored yet; return how many were appended."""
+        table = self._table(name, schema)
+        marks = self._high_marks.get(name)
+        if marks is None:
+            marks = self._high_marks[name] = _high_marks(table)
+        suspects = [r for r in rows if r["source_offset"] <= marks.get(_stream(r), -1)]
+        if suspects:
+            stored = _stored_sources(table, suspects)
+            rows = [r for r in rows if _source(r) not in stored]
+        self.append(name, schema, rows)
+        return len(rows)
+
     def count(self, name: str) -> int:
         """Rows in table `name`; 0 when it does not exist yet."""
         try:
             return self._db.open_table(name).count_rows()
         except (FileNotFoundError, ValueError):
             return 0
+
+
+def _stream(row: dict[str, Any]) -> tuple[str, int]:
+    return row["source_topic"], row["source_partition"]
+
+
+def _source(row: dict[str, Any]) -> Source:
+    return row["source_topic"], row["source_partition"], row["source_offset"]
+
+
+def _high_marks(table: Any) -> dict[tuple[str, int], int]:
+    sources = table.search().select(SOURCE_COLUMNS).limit(None).to_arrow()
+    if sources.num_rows == 0:
+        return {}
+    maxima = sources.group_by(SOURCE_COLUMNS[:2]).aggregate([("source_offset", "max")])
+    return {
+        (r["source_topic"], r["source_partition"]): r["source_offset_max"]
+        for r in maxima.to_pylist()
+    }
+
+
+def _stored_sources(table: Any, rows: list[dict[str, Any]]) -> set[Source]:
+    """Sources among `rows` that the table already holds (one range query per stream)."""
+    stored: set[Source] = set()
+    for topic, partition in {_stream(r) for r in rows}:
+        offsets = [r["source_offset"] for r in rows if _stream(r) == (topic, partition)]
+        topic_literal = topic.replace("'", "''")
+        found = (
+            table.search()
+            .where(
+                f"source_topic = '{topic_literal}' AND source_partition = {int(partition)} "
+                f"AND source_offset >= {min(offsets)} AND source_offset <= {max(offsets)}"
+            )
+            .select(["source_offset"])
+            .limit(None)
+            .to_arrow()
+        )
+        stored.update((topic, partition, o) for o in found.column("source_offset").to_pylist())
+    return stored

@@ -102,9 +102,10 @@ class _FeatureStorePartition(StatelessSinkPartition[tuple[str, FeatureRow]]):
             # Rows of a card arrive in processing order, and each later window knows more
             # (a late event adds to the window even though its own event time is older).
             latest[card_id] = row
-        # Offline first: if the process dies between the two writes, a replay rewrites both.
+        # Offline first: if the process dies between the two writes, the replay after
+        # recovery skips the stored offline rows and rewrites the online ones (idempotent).
         start = time.perf_counter()
-        self._offline.append(FEATURES_TABLE, FEATURES_SCHEMA, offline_rows)
+        self._offline.append_once(FEATURES_TABLE, FEATURES_SCHEMA, offline_rows)
         metrics.FEATURE_WRITE_SECONDS.labels("offline").observe(time.perf_counter() - start)
         start = time.perf_counter()
         self._online.upsert(_online_row(row) for row in latest.values())
@@ -145,7 +146,7 @@ class _LabelPartition(StatelessSinkPartition[dict[str, Any]]):
         self._offline = LanceOfflineStore(settings.offline_dir)
 
     def write_batch(self, items: list[dict[str, Any]]) -> None:
-        self._offline.append(LABELS_TABLE, LABELS_SCHEMA, items)
+        self._offline.append_once(LABELS_TABLE, LABELS_SCHEMA, items)
         metrics.FEATURE_ROWS.labels("labels").inc(len(items))
 
 

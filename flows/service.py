@@ -6,13 +6,16 @@ import logging
 import signal
 import threading
 import time
+from datetime import timedelta
+from pathlib import Path
 
+from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.testing import run_main
 
 from connectors.registry_events import RegistryEventWatcher
 from fti import metrics
 from fti.errors import FtiError
-from fti.settings import Settings
+from fti.settings import RecoverySettings, Settings
 from models.registry import ModelRegistry
 from models.serving import ChampionHolder
 
@@ -59,6 +62,17 @@ def prepare_inference(settings: Settings, stop: threading.Event) -> ChampionHold
     return holder
 
 
+def recovery_config(settings: RecoverySettings, flow_name: str) -> RecoveryConfig | None:
+    """Bytewax recovery for `flow_name` under `settings.dir/<flow>`, created on first use."""
+    if settings.dir is None:
+        return None
+    db_dir = Path(settings.dir) / flow_name
+    if not db_dir.is_dir() or not any(db_dir.iterdir()):
+        db_dir.mkdir(parents=True, exist_ok=True)
+        init_db_dir(db_dir, 1)
+    return RecoveryConfig(str(db_dir), backup_interval=timedelta(seconds=settings.backup_s))
+
+
 def run_flow_service(name: str, settings: Settings) -> None:
     """Serve metrics and run flow `name` in this process until it is stopped."""
     from flows import features, inference, monitor
@@ -75,5 +89,10 @@ def run_flow_service(name: str, settings: Settings) -> None:
         flow = inference.get_flow(settings, prepare_inference(settings, stop), stop)
     log.info("flow %s running (metrics on %s:%s)", name, settings.metrics.host,
              getattr(settings.metrics, f"{name}_port"))
-    run_main(flow)
+    recovery = recovery_config(settings.recovery, name)
+    if recovery is None:
+        run_main(flow)
+    else:
+        run_main(flow, epoch_interval=timedelta(seconds=settings.recovery.snapshot_s),
+                 recovery_config=recovery)
     log.info("flow %s stopped", name)

@@ -64,17 +64,19 @@ def test_feature_service_serves_metrics_and_stops_gracefully(
         producer = StreamProducer(settings, spec)
         producer.send(spec.count)
         topic = settings.topics.transactions
+        bad = producer.counts.bad_transactions
 
         def counted() -> bool:
             try:
                 text = scrape(port)
             except OSError:
                 return False
-            return metric_value(text, "fti_events_in_total", topic=topic) >= spec.count
+            return (metric_value(text, "fti_events_in_total", topic=topic) >= spec.count
+                    and metric_value(text, "fti_dlq_events_total", topic=topic) >= bad)
 
-        wait_for(counted, what="fti_events_in_total on the service's /metrics")
+        wait_for(counted, what="events and DLQ counts on the service's /metrics")
         text = scrape(port)
-        bad = producer.counts.bad_transactions
+        assert metric_value(text, "fti_events_in_total", topic=topic) == spec.count
         assert metric_value(text, "fti_dlq_events_total", topic=topic) == bad
         assert metric_value(text, "fti_feature_write_seconds_count", store="offline") >= 1
         offline = LanceOfflineStore(settings.offline_dir)
