@@ -16,14 +16,27 @@ from pathlib import Path
 from bytewax.testing import run_main
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
-from connectors.event_producer import StreamProducer
-from connectors.kafka_clients import ensure_topics, make_consumer
+from connectors.kafka_clients import ensure_topics, make_consumer, make_producer
 from connectors.offline_store import LanceOfflineStore
 from features.definitions import FEATURES_TABLE
 from flows import features
 from fti.settings import BrokerSettings, KafkaSettings, MetricsSettings, Settings
-from fti.synthetic import StreamSpec
+from fti.synthetic import StreamSpec, generate
 from infra.embedded_broker import EmbeddedBroker, free_port
+
+
+def produce_transactions(settings: Settings, spec: StreamSpec) -> int:
+    """Produce the spec's transactions only (both sides read the same topic); return the
+    number of bad ones."""
+    producer = make_producer(settings.kafka)
+    bad = 0
+    for record in generate(spec):
+        if record.kind == "transaction":
+            producer.produce(settings.topics.transactions, key=record.key, value=record.value)
+            producer.poll(0)
+            bad += record.bad
+    producer.flush(30)
+    return bad
 
 
 def raw_rate(settings: Settings, count: int) -> float:
@@ -70,10 +83,9 @@ def main(events: int) -> dict[str, float]:
             metrics=MetricsSettings(features_port=0),
         )
         ensure_topics(settings.kafka, settings.topics)
-        producer = StreamProducer(settings, StreamSpec(count=events, bad_fraction=0.01))
-        producer.send(events)
+        bad = produce_transactions(settings, StreamSpec(count=events, bad_fraction=0.01))
         raw = raw_rate(settings, events)
-        pipeline = pipeline_rate(settings, events, producer.counts.bad_transactions)
+        pipeline = pipeline_rate(settings, events, bad)
     return {
         "events": events,
         "raw_events_per_s": round(raw),

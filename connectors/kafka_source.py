@@ -16,6 +16,7 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
 from connectors.kafka_clients import make_consumer, partitions_of
+from fti import metrics
 from fti.errors import BrokerError
 from fti.settings import KafkaSettings
 
@@ -42,7 +43,7 @@ class KafkaRecord:
 class _PartitionReader(StatefulSourcePartition[KafkaRecord, int]):
     def __init__(
         self, kafka: KafkaSettings, topic: str, partition: int, offset: int | None,
-        batch_size: int, stop: threading.Event | None,
+        batch_size: int, stop: threading.Event | None, flow: str,
     ) -> None:
         self._consumer = make_consumer(kafka)
         start = OFFSET_BEGINNING if offset is None else offset
@@ -51,6 +52,7 @@ class _PartitionReader(StatefulSourcePartition[KafkaRecord, int]):
         self._topic, self._partition = topic, partition
         self._batch_size, self._stop = batch_size, stop
         self._awake: datetime | None = None
+        self._events_in = metrics.EVENTS_IN.labels(flow, topic)
 
     def next_batch(self) -> list[KafkaRecord]:
         if self._stop is not None and self._stop.is_set():
@@ -67,6 +69,7 @@ class _PartitionReader(StatefulSourcePartition[KafkaRecord, int]):
                             msg.timestamp()[1])
             )
         if batch:
+            self._events_in.inc(len(batch))
             self._next_offset = batch[-1].offset + 1
             self._awake = None
         else:
@@ -85,7 +88,10 @@ class _PartitionReader(StatefulSourcePartition[KafkaRecord, int]):
 
 
 class KafkaPartitionSource(FixedPartitionedSource[KafkaRecord, int]):
-    """Read `topics` from the beginning (or the recovered offset), until `stop` is set."""
+    """Read `topics` from the beginning (or the recovered offset), until `stop` is set.
+
+    Records read are counted in `fti_events_in_total{flow, topic}`.
+    """
 
     def __init__(
         self,
@@ -93,8 +99,10 @@ class KafkaPartitionSource(FixedPartitionedSource[KafkaRecord, int]):
         topics: list[str],
         stop: threading.Event | None = None,
         batch_size: int = 1000,
+        flow: str = "unnamed",
     ) -> None:
         self.kafka, self.topics, self.stop, self.batch_size = kafka, topics, stop, batch_size
+        self.flow = flow
 
     def list_parts(self) -> list[str]:
         return [f"{p}-{topic}" for topic in self.topics for p in partitions_of(self.kafka, topic)]
@@ -102,5 +110,5 @@ class KafkaPartitionSource(FixedPartitionedSource[KafkaRecord, int]):
     def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _PartitionReader:
         partition, topic = for_part.split("-", 1)
         return _PartitionReader(
-            self.kafka, topic, int(partition), resume_state, self.batch_size, self.stop
+            self.kafka, topic, int(partition), resume_state, self.batch_size, self.stop, self.flow
         )

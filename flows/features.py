@@ -27,7 +27,13 @@ from features.definitions import (
     LABELS_SCHEMA,
     LABELS_TABLE,
 )
-from features.windows import CardWindow, WindowEntry, event_features, update_window
+from features.windows import (
+    CardWindow,
+    WindowEntry,
+    entries_to_json,
+    event_features,
+    update_window,
+)
 from flows.records import Decoded, Rejected, dlq_message
 from fti import metrics
 from fti.errors import EventError
@@ -39,7 +45,6 @@ FeatureRow = dict[str, Any]
 
 def validate_transaction(record: KafkaRecord, rules: ValidationSettings) -> Decoded | Rejected:
     """Parse a raw transaction; a record that breaks a rule becomes `Rejected` with the reason."""
-    metrics.EVENTS_IN.labels("features", record.topic).inc()
     try:
         return Decoded(record, parse_transaction(record.value or b"", rules))
     except EventError as ex:
@@ -48,7 +53,6 @@ def validate_transaction(record: KafkaRecord, rules: ValidationSettings) -> Deco
 
 def validate_label(record: KafkaRecord) -> Decoded | Rejected:
     """Parse a raw label; a bad one becomes `Rejected`."""
-    metrics.EVENTS_IN.labels("features", record.topic).inc()
     try:
         return Decoded(record, parse_label(record.value or b""))
     except EventError as ex:
@@ -71,7 +75,7 @@ def card_features(
         "source_topic": record.topic,
         "source_partition": record.partition,
         "source_offset": record.offset,
-        "_window": window.to_json(),
+        "_window": tuple(window.entries),  # a snapshot: JSON only for rows that go online
     }
     return window, row
 
@@ -124,10 +128,10 @@ def _online_row(row: FeatureRow) -> OnlineRow:
     stamped with the window's newest event time so a late event's update is kept."""
     return OnlineRow(
         entity=row["card_id"],
-        event_time=max(entry[0] for entry in row["_window"]),
+        event_time=max(entry.ts for entry in row["_window"]),
         tx_id=row["tx_id"],
         features={name: row[name] for name in FEATURE_COLUMNS},
-        window=row["_window"],
+        window=entries_to_json(row["_window"]),
     )
 
 
@@ -170,7 +174,8 @@ def get_flow(settings: Settings, stop: threading.Event | None = None) -> Dataflo
     topics = settings.topics
     flow = Dataflow("features")
     tx_in = op.input(
-        "transactions_in", flow, KafkaPartitionSource(settings.kafka, [topics.transactions], stop)
+        "transactions_in", flow,
+        KafkaPartitionSource(settings.kafka, [topics.transactions], stop, flow="features"),
     )  # KafkaRecord
     checked = op.map("validate", tx_in, partial(validate_transaction, rules=settings.validation))
     tx_split = op.branch("tx_valid", checked, lambda x: isinstance(x, Decoded))
@@ -179,7 +184,8 @@ def get_flow(settings: Settings, stop: threading.Event | None = None) -> Dataflo
     op.output("feature_store_out", rows, FeatureStoreSink(settings))
 
     labels_in = op.input(
-        "labels_in", flow, KafkaPartitionSource(settings.kafka, [topics.labels], stop)
+        "labels_in", flow,
+        KafkaPartitionSource(settings.kafka, [topics.labels], stop, flow="features"),
     )  # KafkaRecord
     labels_checked = op.map("validate_label", labels_in, validate_label)
     label_split = op.branch("label_valid", labels_checked, lambda x: isinstance(x, Decoded))

@@ -30,7 +30,6 @@ from models.serving import ChampionHolder
 
 def parse_or_skip(record: KafkaRecord, rules: ValidationSettings) -> Transaction | None:
     """The transaction in `record`, or None when it is invalid."""
-    metrics.EVENTS_IN.labels("inference", record.topic).inc()
     try:
         return parse_transaction(record.value or b"", rules)
     except EventError:
@@ -77,7 +76,9 @@ def get_flow(
     flow = Dataflow("inference")
     tx_in = op.input(
         "transactions_in", flow,
-        KafkaPartitionSource(settings.kafka, [settings.topics.transactions], stop),
+        KafkaPartitionSource(
+            settings.kafka, [settings.topics.transactions], stop, flow="inference"
+        ),
     )  # KafkaRecord
     txs = op.filter_map("parse", tx_in, partial(parse_or_skip, rules=settings.validation))
     predictions = op.flat_map_batch("score", txs, BatchScorer(settings, champion))

@@ -45,7 +45,6 @@ def _json(record: KafkaRecord) -> dict[str, Any] | None:
 def to_observations(record: KafkaRecord, settings: Settings) -> list[tuple[str, Any]]:
     """Route a record by topic: `(tx_id, prediction | label)` to join, or a policy input."""
     topics = settings.topics
-    metrics.EVENTS_IN.labels("monitor", record.topic).inc()
     try:
         if record.topic == topics.transactions:
             tx = parse_transaction(record.value or b"", settings.validation)
@@ -108,7 +107,8 @@ def get_flow(settings: Settings, stop: threading.Event | None = None) -> Dataflo
     records = op.input(
         "monitor_in", flow,
         KafkaPartitionSource(
-            settings.kafka, [t.transactions, t.labels, t.predictions, t.registry_events], stop
+            settings.kafka, [t.transactions, t.labels, t.predictions, t.registry_events], stop,
+            flow="monitor",
         ),
     )  # KafkaRecord
     routed = op.flat_map("route", records, lambda r: to_observations(r, settings))
