@@ -1,14 +1,25 @@
-"""The online store: the latest features (and 24 h window) per card, in SQLite (WAL).
+"""The online store: the latest features (and 24 h window) per card; one contract, two backends.
 
-Upserts are event-time aware: an older event never overwrites a newer value, so replays and
-out-of-order events leave the store as if events had arrived in order.
+`OnlineStore` is the contract; `SqliteOnlineStore` (one SQLite file, WAL) is the embedded
+default and `RedisOnlineStore` (`connectors.redis_online_store`) the production backend;
+`open_online_store` picks one from `settings.online`.
+
+Upserts are event-time aware: an older event never overwrites a newer value (an equal one
+does), so replays and out-of-order events leave the store as if events had arrived in order.
+A store built with `ttl_s` judges values on read: older than `ttl_s` by event time, a value is
+"expired" to `lookup` and absent from `get_many`.
 
 >>> import tempfile, pathlib
->>> store = SqliteOnlineStore(pathlib.Path(tempfile.mkdtemp()) / "online.db")
+>>> store = SqliteOnlineStore(pathlib.Path(tempfile.mkdtemp()) / "online.db", ttl_s=60.0)
 >>> store.upsert([OnlineRow("card-1", 2.0, "tx-2", {"amount": 5.0}, [])])
 >>> store.upsert([OnlineRow("card-1", 1.0, "tx-1", {"amount": 9.0}, [])])  # older: ignored
->>> store.get_many(["card-1", "card-9"])["card-1"].tx_id
-'tx-2'
+>>> found = store.lookup(["card-1", "card-9"], now=32.0)
+>>> found["card-1"].status, found["card-1"].row.tx_id, found["card-1"].age_s, found["card-9"].status
+('ok', 'tx-2', 30.0, 'missing')
+>>> store.lookup(["card-1"], now=100.0)["card-1"].status
+'expired'
+>>> store.get_many(["card-1"]), freshness_seconds(store, now=12.5)  # 1970 is long expired
+({}, 10.5)
 """
 
 from __future__ import annotations
@@ -16,10 +27,17 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from operator import attrgetter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+from fti.errors import FtiError
+
+if TYPE_CHECKING:
+    from fti.settings import Settings
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS online_features (
@@ -42,24 +60,178 @@ ON CONFLICT(entity) DO UPDATE SET
 WHERE excluded.event_time >= online_features.event_time
 """
 
+_SELECT = "SELECT entity, event_time, tx_id, features, window FROM online_features WHERE entity IN"
+_MAX_PARAMS = 30000  # below SQLite's SQLITE_MAX_VARIABLE_NUMBER (32766)
+
+
+class OnlineStoreError(FtiError):
+    """The online store's backend is unreachable or refused an operation."""
+
+
+class OnlineRow:
+    """A card's latest features, the transaction they are as of, and its 24 h window.
+
+    Immutable, built as `OnlineRow(entity, event_time, tx_id, features, window)`. Rows read
+    from a store decode `features` and `window` from JSON on first access only, so a batched
+    read costs little more than the backend's own (`from_json`).
+
+    >>> row = OnlineRow.from_json("c1", 5.0, "t5", '{"amount": 2.0}', '[[5.0, 2.0, "DE", "t5"]]')
+    >>> row == OnlineRow("c1", 5.0, "t5", {"amount": 2.0}, [[5.0, 2.0, "DE", "t5"]])
+    True
+    >>> row.window[0][2]
+    'DE'
+    """
+
+    # Read-only properties over slots: immutable, yet filled at plain-attribute speed.
+    __slots__ = ("_entity", "_event_time", "_tx_id", "_features", "_window", "_raw_f", "_raw_w")
+    entity = property(attrgetter("_entity"), doc="The entity (card id).")
+    event_time = property(attrgetter("_event_time"), doc="Event time, epoch seconds.")
+    tx_id = property(attrgetter("_tx_id"), doc="The transaction the features are as of.")
+
+    def __init__(self, entity: str, event_time: float, tx_id: str, features: dict[str, float],
+                 window: list[list[Any]]) -> None:
+        self._entity, self._event_time, self._tx_id = entity, event_time, tx_id
+        self._features, self._window = features, window
+
+    @classmethod
+    def from_json(
+        cls, entity: str, event_time: float, tx_id: str, features: str | bytes, window: str | bytes
+    ) -> OnlineRow:
+        """A row whose features and window are JSON texts, decoded when first read."""
+        row = cls.__new__(cls)
+        row._entity, row._event_time, row._tx_id = entity, event_time, tx_id
+        row._features = row._window = None
+        row._raw_f, row._raw_w = features, window
+        return row
+
+    @property
+    def features(self) -> dict[str, float]:
+        """Feature name → value, as of `tx_id`."""
+        if self._features is None:
+            self._features = json.loads(self._raw_f)
+        return self._features
+
+    @property
+    def window(self) -> list[list[Any]]:
+        """The card's window as plain lists `[ts, amount, country, tx_id]`, oldest first."""
+        if self._window is None:
+            self._window = json.loads(self._raw_w)
+        return self._window
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, OnlineRow):
+            return NotImplemented
+        return self._astuple() == other._astuple()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable dict/list fields, as a dataclass
+
+    def __reduce__(self) -> tuple[type[OnlineRow], tuple[Any, ...]]:
+        return OnlineRow, self._astuple()  # pickle and copy rebuild through __init__
+
+    def __repr__(self) -> str:
+        entity, event_time, tx_id, features, window = self._astuple()
+        return (f"OnlineRow(entity={entity!r}, event_time={event_time!r}, tx_id={tx_id!r},"
+                f" features={features!r}, window={window!r})")
+
+    def _astuple(self) -> tuple[str, float, str, dict[str, float], list[list[Any]]]:
+        return self._entity, self._event_time, self._tx_id, self.features, self.window
+
 
 @dataclass(frozen=True)
-class OnlineRow:
-    """A card's latest features, the transaction they are as of, and its 24 h window."""
+class Lookup:
+    """One entity's answer from `OnlineStore.lookup`: its status, row and age (event time).
 
-    entity: str
-    event_time: float  # epoch seconds
-    tx_id: str
-    features: dict[str, float]
-    window: list[list[Any]]
+    >>> Lookup("missing", None, None).status
+    'missing'
+    """
+
+    status: Literal["ok", "missing", "expired"]
+    row: OnlineRow | None
+    age_s: float | None
+
+
+@runtime_checkable
+class OnlineStore(Protocol):
+    """The contract of an online store backend (SQLite, Redis); `tests/` checks every one."""
+
+    def upsert(self, rows: Iterable[OnlineRow]) -> None:
+        """Write rows atomically; per entity the newest event time wins, ties overwrite."""
+
+    def get_many(self, entities: list[str]) -> dict[str, OnlineRow]:
+        """Batched read of fresh rows; missing and expired entities are absent."""
+
+    def lookup(self, entities: list[str], now: float | None = None) -> dict[str, Lookup]:
+        """Batched read with a status per entity: "ok", "missing" or "expired" (at `now`)."""
+
+    def count(self) -> int:
+        """Number of entities holding a value (expired ones included until reclaimed)."""
+
+    def newest_event_time(self) -> float | None:
+        """Event time of the freshest value, epoch seconds; None when empty."""
+
+    def close(self) -> None:
+        """Release connections (SQLite: the calling thread's)."""
+
+
+def judge(
+    rows: dict[str, OnlineRow], entities: list[str], ttl_s: float | None, now: float | None
+) -> dict[str, Lookup]:
+    """A `Lookup` per requested entity from the rows found, judging expiry by event time.
+
+    >>> judge({"a": OnlineRow("a", 10.0, "t", {}, [])}, ["a", "b"], 5.0, 20.0)["a"].status
+    'expired'
+    """
+    now = time.time() if now is None else now
+    out: dict[str, Lookup] = {}
+    for entity in entities:
+        row = rows.get(entity)
+        if row is None:
+            out[entity] = Lookup("missing", None, None)
+        else:
+            age = now - row.event_time
+            out[entity] = Lookup("expired" if ttl_s is not None and age > ttl_s else "ok", row, age)
+    return out
+
+
+def fresh_only(rows: dict[str, OnlineRow], ttl_s: float | None) -> dict[str, OnlineRow]:
+    """`rows` without those older than `ttl_s` by event time (all of them when no TTL)."""
+    if ttl_s is None:
+        return rows
+    oldest = time.time() - ttl_s
+    return {entity: row for entity, row in rows.items() if row.event_time >= oldest}
+
+
+def freshness_seconds(store: OnlineStore, now: float | None = None) -> float | None:
+    """Seconds from the newest value's event time to `now`; None when the store is empty."""
+    newest = store.newest_event_time()
+    if newest is None:
+        return None
+    return (time.time() if now is None else now) - newest
+
+
+def open_online_store(settings: Settings) -> OnlineStore:
+    """The online store `settings.online` names: SQLite at `settings.online_path`, or Redis.
+
+    >>> from fti.settings import Settings
+    >>> import tempfile
+    >>> type(open_online_store(Settings(data_dir=tempfile.mkdtemp()))).__name__
+    'SqliteOnlineStore'
+    """
+    online = settings.online
+    if online.backend == "redis":
+        from connectors.redis_online_store import RedisOnlineStore
+
+        return RedisOnlineStore(online.redis_url, online.key_prefix, ttl_s=online.ttl_s)
+    return SqliteOnlineStore(settings.online_path, ttl_s=online.ttl_s)
 
 
 class SqliteOnlineStore:
     """Online store in one SQLite file; safe to share between threads of one process."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, ttl_s: float | None = None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self.ttl_s = ttl_s
         self._local = threading.local()
         with self._connection() as conn:
             conn.execute(_SCHEMA)
@@ -88,21 +260,22 @@ class SqliteOnlineStore:
             conn.execute("ROLLBACK")
             raise
 
-    def get_many(self, entities: list[str]) -> dict[str, OnlineRow]:
-        """Batched read; entities without a row are absent from the result."""
-        if not entities:
-            return {}
+    def _read(self, entities: list[str]) -> dict[str, OnlineRow]:
         unique = list(dict.fromkeys(entities))
-        marks = ",".join("?" * len(unique))
-        cursor = self._connection().execute(
-            "SELECT entity, event_time, tx_id, features, window FROM online_features"
-            f" WHERE entity IN ({marks})",
-            unique,
-        )
-        return {
-            row[0]: OnlineRow(row[0], row[1], row[2], json.loads(row[3]), json.loads(row[4]))
-            for row in cursor
-        }
+        conn, found = self._connection(), {}
+        for start in range(0, len(unique), _MAX_PARAMS):
+            chunk = unique[start : start + _MAX_PARAMS]
+            cursor = conn.execute(f"{_SELECT} ({','.join('?' * len(chunk))})", chunk)
+            found.update({r[0]: OnlineRow.from_json(*r) for r in cursor})
+        return found
+
+    def get_many(self, entities: list[str]) -> dict[str, OnlineRow]:
+        """Batched read; entities without a (fresh) row are absent from the result."""
+        return fresh_only(self._read(entities), self.ttl_s) if entities else {}
+
+    def lookup(self, entities: list[str], now: float | None = None) -> dict[str, Lookup]:
+        """Batched read with a status per entity (see `OnlineStore.lookup`)."""
+        return judge(self._read(entities) if entities else {}, entities, self.ttl_s, now)
 
     def count(self) -> int:
         """Number of entities stored."""

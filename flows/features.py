@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -27,6 +28,7 @@ from features.definitions import (
     LABELS_SCHEMA,
     LABELS_TABLE,
 )
+from features.validation import transaction_rules
 from features.windows import (
     CardWindow,
     WindowEntry,
@@ -37,18 +39,28 @@ from features.windows import (
 from flows.records import Decoded, Rejected, dlq_message
 from fti import metrics
 from fti.errors import EventError
-from fti.events import Label, Transaction, parse_label, parse_transaction
+from fti.events import Label, Transaction, decode_transaction, parse_label
 from fti.settings import Settings, ValidationSettings
 
 FeatureRow = dict[str, Any]
 
 
 def validate_transaction(record: KafkaRecord, rules: ValidationSettings) -> Decoded | Rejected:
-    """Parse a raw transaction; a record that breaks a rule becomes `Rejected` with the reason."""
+    """Decode and check a raw transaction against the rule set.
+
+    Under policy `strict` a record that breaks a rule becomes `Rejected`, naming the rule;
+    under `warn` it is kept and the broken rules are counted.
+    """
     try:
-        return Decoded(record, parse_transaction(record.value or b"", rules))
+        tx = decode_transaction(record.value or b"")
     except EventError as ex:
         return Rejected(record, str(ex))
+    verdict = transaction_rules(rules, rules.policy).evaluate(tx.model_dump(), datetime.now(UTC))
+    for rule in verdict.rules:
+        metrics.RULE_VIOLATIONS.labels("features", rule, rules.policy).inc()
+    if not verdict.ok:
+        return Rejected(record, verdict.reason, verdict.rules[0])
+    return Decoded(record, tx)
 
 
 def validate_label(record: KafkaRecord) -> Decoded | Rejected:

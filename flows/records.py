@@ -27,10 +27,12 @@ class Rejected:
 
     record: KafkaRecord
     error: str
+    rule: str = "schema"  # "schema" for shape errors, else the name of the broken rule
 
 
 def dlq_message(rejected: Rejected, dlq_topic: str) -> OutMessage:
-    """The DLQ record: original key, original bytes (base64, and as text when UTF-8), reason.
+    """The DLQ record: original key, original bytes (base64, and as text when UTF-8), the
+    reason and the rule it broke.
 
     >>> rec = KafkaRecord("transactions", 0, 7, b"card-1", b"{oops", 0)
     >>> topic, key, value = dlq_message(Rejected(rec, "malformed JSON"), "transactions.dlq")
@@ -41,6 +43,7 @@ def dlq_message(rejected: Rejected, dlq_topic: str) -> OutMessage:
     raw = record.value or b""
     body = {
         "error": rejected.error,
+        "rule": rejected.rule,
         "source_topic": record.topic,
         "partition": record.partition,
         "offset": record.offset,

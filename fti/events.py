@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -161,29 +161,23 @@ def _loads(raw: bytes | str) -> dict[str, Any]:
     return data
 
 
+def decode_transaction(raw: bytes | str) -> Transaction:
+    """Decode a raw transaction and check its shape (JSON object, fields, types) only."""
+    try:
+        return Transaction.model_validate(_loads(raw))
+    except ValidationError as ex:
+        raise EventError(_first_error(ex)) from None
+
+
 def parse_transaction(
     raw: bytes | str, rules: ValidationSettings, now: datetime | None = None
 ) -> Transaction:
-    """Decode and validate one raw transaction; raise `EventError` naming the rule it broke."""
-    data = _loads(raw)
-    try:
-        tx = Transaction.model_validate(data)
-    except ValidationError as ex:
-        raise EventError(_first_error(ex)) from None
-    if not math.isfinite(tx.amount):
-        raise EventError(f"amount must be a finite number, got {tx.amount}")
-    if not 0 <= tx.amount <= rules.max_amount:
-        raise EventError(f"amount must be within [0, {rules.max_amount:g}], got {tx.amount:g}")
-    if tx.currency not in rules.currencies:
-        raise EventError(f"currency must be one of {list(rules.currencies)}, got {tx.currency!r}")
-    if tx.channel not in rules.channels:
-        raise EventError(f"channel must be one of {list(rules.channels)}, got {tx.channel!r}")
-    now = now or datetime.now(UTC)
-    if tx.ts > now + timedelta(seconds=rules.max_future_skew_s):
-        raise EventError(
-            f"ts is {(tx.ts - now).total_seconds():.0f}s in the future "
-            f"(max skew {rules.max_future_skew_s:g}s): {tx.ts.isoformat()}"
-        )
+    """Decode a raw transaction and enforce the business rules (strictly); raise `EventError`
+    naming the rule it broke."""
+    from features.validation import transaction_rules
+
+    tx = decode_transaction(raw)
+    transaction_rules(rules, "strict").enforce(tx.model_dump(), now or datetime.now(UTC))
     return tx
 
 

@@ -11,6 +11,10 @@ from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 EVENTS_IN = Counter("fti_events_in_total", "Records read from Kafka.", ["flow", "topic"])
 DLQ_EVENTS = Counter("fti_dlq_events_total", "Invalid records sent to the DLQ.", ["flow", "topic"])
+RULE_VIOLATIONS = Counter(
+    "fti_validation_violations_total", "Validation rules broken, by rule and policy.",
+    ["flow", "rule", "policy"],
+)
 FEATURE_ROWS = Counter("fti_feature_rows_total", "Feature rows written.", ["store"])
 FEATURE_WRITE_SECONDS = Histogram(
     "fti_feature_write_seconds", "Time to write one batch to a feature store.", ["store"],

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
@@ -116,6 +115,9 @@ class ValidationSettings(_Section):
     max_future_skew_s: float = Field(3600.0, ge=0)
     currencies: tuple[str, ...] = ("EUR", "USD", "GBP")
     channels: tuple[str, ...] = ("pos", "online", "atm")
+    policy: Literal["strict", "warn"] = Field(
+        "strict", description="strict: rule breakers go to the DLQ; warn: written and counted"
+    )
 
 
 class MonitorSettings(_Section):

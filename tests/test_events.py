@@ -159,7 +159,8 @@ def test_rejects_a_time_without_offset(ts: str) -> None:
 
 def test_rejects_a_time_beyond_the_future_skew() -> None:
     too_late = NOW + timedelta(seconds=RULES.max_future_skew_s + 1)
-    with pytest.raises(EventError, match=r"ts is 3601s in the future \(max skew 3600s\)"):
+    message = r"ts must be at most 3600s after now, got 3601s .*rule max_event_time_skew:ts"
+    with pytest.raises(EventError, match=message):
         _parse(_raw(ts=too_late.isoformat()))
 
 
@@ -172,7 +173,7 @@ def test_accepts_a_time_just_inside_the_future_skew(inside_s: int) -> None:
 def test_future_skew_is_relative_to_now_and_configurable() -> None:
     strict = ValidationSettings(max_future_skew_s=0)
     ts = NOW + timedelta(seconds=1)
-    with pytest.raises(EventError, match="in the future"):
+    with pytest.raises(EventError, match="at most 0s after now, got 1s"):
         parse_transaction(_raw(ts=ts.isoformat()), strict, now=NOW)
     assert parse_transaction(_raw(ts=ts.isoformat()), strict, now=ts).ts == ts
 

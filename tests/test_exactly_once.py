@@ -70,7 +70,7 @@ def test_kill_9_and_recover_loses_and_duplicates_nothing(
         process = start(env, log)
         # Kill while it works: after it stored some more rows, at a random moment.
         more = stored_at_kill[-1] + rng.randint(300, 1500)
-        wait_for(lambda: offline.count("card_features") >= more, what=f"{more} rows")
+        wait_for(lambda more=more: offline.count("card_features") >= more, what=f"{more} rows")
         time.sleep(rng.uniform(0.0, 0.3))
         process.send_signal(signal.SIGKILL)
         process.wait(10)

@@ -12,8 +12,9 @@ from connectors.online_store import SqliteOnlineStore
 from features.definitions import FEATURES_TABLE, LABELS_TABLE
 from features.training_data import read_offline
 from flows import features
-from fti.events import Transaction
-from fti.settings import Settings
+from fti.errors import EventError
+from fti.events import Transaction, decode_transaction
+from fti.settings import Settings, ValidationSettings
 from fti.synthetic import StreamSpec, generate
 from tests.support import read_topic, running_flow, wait_for
 
@@ -39,8 +40,11 @@ def test_every_event_lands_in_the_stores_or_the_dlq_with_a_reason(settings: Sett
     assert {base64.b64decode(d["original_b64"]) for d in dlq} == bad  # nothing lost
     assert all(d["error"] and d["source_topic"] == settings.topics.transactions for d in dlq)
     assert len({d["offset"] for d in dlq}) == len(dlq)
-    reasons = Counter(d["error"].split(":")[0].split(" ")[0] for d in dlq)
-    assert len(reasons) >= 5, reasons  # several different rules were broken and named
+    rules = Counter(d["rule"] for d in dlq)
+    assert {"schema", "range:amount", "allowed_values:channel", "max_event_time_skew:ts"} <= set(
+        rules
+    ), rules  # several different rules were broken, and each record names its rule
+    assert all(d["rule"] in d["error"] for d in dlq if d["rule"] != "schema")
 
     snapshot = read_offline(settings.offline_dir)
     tx_ids = snapshot.features.column("tx_id").to_pylist()
@@ -73,3 +77,46 @@ def test_online_store_holds_each_cards_newest_features(settings: Settings) -> No
     assert row.event_time == newest[card].ts.timestamp()
     assert row.features["tx_count_24h"] >= 1
     assert [entry[3] for entry in row.window][-1] == newest[card].tx_id
+
+
+def test_warn_policy_writes_rule_breakers_and_counts_them(settings: Settings) -> None:
+    warn = settings.model_copy(update={"validation": ValidationSettings(policy="warn")})
+    spec = StreamSpec(count=2000, bad_fraction=0.1, seed=12)
+    producer = StreamProducer(warn, spec)
+    producer.send(spec.count)
+    shape_errors = sum(
+        1 for r in generate(spec) if r.kind == "transaction" and r.bad and not _decodes(r.value)
+    )
+    kept = spec.count - shape_errors
+    assert 0 < shape_errors < producer.counts.bad_transactions  # both kinds are in the stream
+    offline = LanceOfflineStore(warn.offline_dir)
+    before = _violations()
+
+    with running_flow(lambda stop: features.get_flow(warn, stop)):
+        wait_for(lambda: offline.count(FEATURES_TABLE) >= kept, what="rule breakers written too")
+        wait_for(lambda: len(read_topic(warn.kafka, warn.topics.dlq, 0.2)) >= shape_errors,
+                 what="shape errors in the DLQ")
+
+    dlq = [json.loads(m.value()) for m in read_topic(warn.kafka, warn.topics.dlq)]
+    assert offline.count(FEATURES_TABLE) == kept
+    assert len(dlq) == shape_errors and {d["rule"] for d in dlq} == {"schema"}
+    assert _violations() - before == producer.counts.bad_transactions - shape_errors
+
+
+def _decodes(raw: bytes) -> bool:
+    try:
+        decode_transaction(raw)
+    except EventError:
+        return False
+    return True
+
+
+def _violations() -> float:
+    from prometheus_client import REGISTRY
+
+    return sum(
+        sample.value
+        for metric in REGISTRY.collect() if metric.name == "fti_validation_violations"
+        for sample in metric.samples
+        if sample.name.endswith("_total") and sample.labels.get("policy") == "warn"
+    )
