@@ -20,7 +20,7 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from connectors.kafka_sink import KafkaProducerSink
 from connectors.kafka_source import KafkaPartitionSource, KafkaRecord
 from connectors.offline_store import LanceOfflineStore
-from connectors.online_store import OnlineRow, SqliteOnlineStore
+from connectors.online_store import OnlineRow, freshness_seconds, open_online_store
 from features.definitions import (
     FEATURE_COLUMNS,
     FEATURES_SCHEMA,
@@ -107,7 +107,8 @@ def label_row(decoded: Decoded[Label]) -> dict[str, Any]:
 
 class _FeatureStorePartition(StatelessSinkPartition[tuple[str, FeatureRow]]):
     def __init__(self, settings: Settings) -> None:
-        self._online = SqliteOnlineStore(settings.online_path)
+        self._online = open_online_store(settings)
+        metrics.FEATURE_FRESHNESS.set_function(lambda: freshness_seconds(self._online) or 0.0)
         self._offline = LanceOfflineStore(settings.offline_dir)
 
     def write_batch(self, items: list[tuple[str, FeatureRow]]) -> None:

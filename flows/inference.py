@@ -19,7 +19,7 @@ from bytewax.dataflow import Dataflow
 
 from connectors.kafka_sink import KafkaProducerSink, OutMessage
 from connectors.kafka_source import KafkaPartitionSource, KafkaRecord
-from connectors.online_store import SqliteOnlineStore
+from connectors.online_store import open_online_store
 from features.serving import feature_vector
 from fti import metrics
 from fti.errors import EventError
@@ -40,7 +40,7 @@ class BatchScorer:
     """Scores a batch of transactions with one model version: one lookup, one predict."""
 
     def __init__(self, settings: Settings, champion: ChampionHolder) -> None:
-        self.store = SqliteOnlineStore(settings.online_path)
+        self.store = open_online_store(settings)
         self.champion = champion
         self.threshold = settings.inference.threshold
         self.topic = settings.topics.predictions

@@ -23,7 +23,7 @@ from typing import Any
 from connectors.event_producer import StreamProducer
 from connectors.kafka_clients import ensure_topics
 from connectors.offline_store import LanceOfflineStore
-from connectors.online_store import SqliteOnlineStore
+from connectors.online_store import open_online_store
 from features.definitions import FEATURES_TABLE, LABELS_TABLE
 from fti.demo_watch import LoopState, LoopWatcher
 from fti.settings import Settings
@@ -206,7 +206,7 @@ def _summary(
     return {
         "events_produced": producer.counts.transactions,
         "dlq_events": state.dlq_by_topic[s.topics.transactions],
-        "online_entities": SqliteOnlineStore(s.online_path).count(),
+        "online_entities": open_online_store(s).count(),
         "offline_feature_rows": offline.count(FEATURES_TABLE),
         "label_rows": offline.count(LABELS_TABLE),
         "models": [

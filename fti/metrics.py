@@ -23,6 +23,10 @@ FEATURE_WRITE_SECONDS = Histogram(
 FEATURE_FRESHNESS_EVENT_TIME = Gauge(
     "fti_feature_newest_event_time_seconds", "Event time of the newest feature row written."
 )
+FEATURE_FRESHNESS = Gauge(
+    "fti_feature_freshness_seconds",
+    "Seconds from the newest online value's event time to now (0 while the store is empty).",
+)
 DRIFT_DETECTIONS = Counter(
     "fti_drift_detections_total", "Drift detections by detector.", ["model", "detector"]
 )

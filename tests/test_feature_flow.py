@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from collections import Counter
+
+import pytest
 
 from connectors.event_producer import StreamProducer
 from connectors.offline_store import LanceOfflineStore
-from connectors.online_store import SqliteOnlineStore
+from connectors.online_store import open_online_store
 from features.definitions import FEATURES_TABLE, LABELS_TABLE
 from features.training_data import read_offline
 from flows import features
 from fti.errors import EventError
 from fti.events import Transaction, decode_transaction
-from fti.settings import Settings, ValidationSettings
+from fti.settings import OnlineStoreSettings, Settings, ValidationSettings
 from fti.synthetic import StreamSpec, generate
 from tests.support import read_topic, running_flow, wait_for
 
@@ -52,7 +55,10 @@ def test_every_event_lands_in_the_stores_or_the_dlq_with_a_reason(settings: Sett
     assert snapshot.labels.num_rows == producer.counts.labels
 
 
-def test_online_store_holds_each_cards_newest_features(settings: Settings) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+def test_online_store_holds_each_cards_newest_features(settings: Settings, backend: str) -> None:
+    online_settings = OnlineStoreSettings(backend=backend, key_prefix=f"test-{uuid.uuid4().hex}")
+    settings = settings.model_copy(update={"online": online_settings})
     spec = StreamSpec(count=800, seed=3)
     producer = StreamProducer(settings, spec)
     producer.send(spec.count)
@@ -62,7 +68,7 @@ def test_online_store_holds_each_cards_newest_features(settings: Settings) -> No
     for tx in txs:
         if tx.card_id not in newest or tx.ts >= newest[tx.card_id].ts:
             newest[tx.card_id] = tx
-    online = SqliteOnlineStore(settings.online_path)
+    online = open_online_store(settings)
 
     with running_flow(lambda stop: features.get_flow(settings, stop)):
         wait_for(lambda: online.count() == len(newest), what="one online row per card")
@@ -77,6 +83,8 @@ def test_online_store_holds_each_cards_newest_features(settings: Settings) -> No
     assert row.event_time == newest[card].ts.timestamp()
     assert row.features["tx_count_24h"] >= 1
     assert [entry[3] for entry in row.window][-1] == newest[card].tx_id
+    if backend == "redis":
+        online.clear()
 
 
 def test_warn_policy_writes_rule_breakers_and_counts_them(settings: Settings) -> None:
