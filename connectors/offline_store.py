@@ -19,6 +19,8 @@ skips rows whose source is already stored, so a replay after a crash adds nothin
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -65,12 +67,45 @@ class LanceOfflineStore:
         self.append(name, schema, rows)
         return len(rows)
 
+    def compact(self, name: str, prune_older_than: timedelta | None = None) -> Compaction:
+        """Merge the small fragments that appends leave behind into few large ones.
+
+        Older versions stay readable (time travel, dataset reproducibility) unless
+        `prune_older_than` is given: versions older than that are then deleted.
+        """
+        table = self._db.open_table(name)
+        before, version = _fragments(table), table.version
+        # lancedb prunes versions older than 7 days when given None; keep them unless asked.
+        table.optimize(cleanup_older_than=prune_older_than or timedelta(days=365_000))
+        return Compaction(name, before, _fragments(table), version, table.version,
+                          table.count_rows())
+
+    def table_names(self) -> list[str]:
+        """Names of the tables in the store."""
+        return sorted(self._db.list_tables().tables)
+
     def count(self, name: str) -> int:
         """Rows in table `name`; 0 when it does not exist yet."""
         try:
             return self._db.open_table(name).count_rows()
         except (FileNotFoundError, ValueError):
             return 0
+
+
+@dataclass(frozen=True)
+class Compaction:
+    """What `compact` did to one table."""
+
+    table: str
+    fragments_before: int
+    fragments_after: int
+    version_before: int
+    version_after: int
+    rows: int
+
+
+def _fragments(table: Any) -> int:
+    return int(table.stats()["fragment_stats"]["num_fragments"])
 
 
 def _stream(row: dict[str, Any]) -> tuple[str, int]:

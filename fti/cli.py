@@ -95,6 +95,24 @@ def cmd_registry(args: argparse.Namespace, settings: Settings) -> int:
     return run_registry_command(args, settings)
 
 
+def cmd_store(args: argparse.Namespace, settings: Settings) -> int:
+    """Maintain the offline store: compact the small fragments that streaming appends leave."""
+    from datetime import timedelta
+
+    from connectors.offline_store import LanceOfflineStore
+
+    store = LanceOfflineStore(settings.offline_dir)
+    names = [args.table] if args.table else store.table_names()
+    if not names:
+        raise FtiError(f"no tables in the offline store at {settings.offline_dir}")
+    prune = timedelta(days=args.prune_older_than_days) if args.prune_older_than_days else None
+    for name in names:
+        c = store.compact(name, prune)
+        print(f"{c.table}: {c.fragments_before} -> {c.fragments_after} fragments, "
+              f"version {c.version_before} -> {c.version_after}, {c.rows} rows")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     """Run the whole loop on the embedded default and print a summary."""
     from fti.demo import DemoOptions, run_demo
@@ -139,6 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["list", "show", "promote", "rollback"])
     p.add_argument("version", nargs="?", type=int)
     p.add_argument("--model", default=None, help="default: FTI_TRAINING__MODEL_NAME")
+    p = add("store", cmd_store)
+    p.add_argument("action", choices=["compact"])
+    p.add_argument("--table", default=None, help="one table (default: all)")
+    p.add_argument("--prune-older-than-days", type=float, default=None,
+                   help="also delete versions older than this (breaks time travel to them)")
     p = add("demo", cmd_demo)
     p.add_argument("--events", type=int, default=30000, help="most transactions to produce")
     p.add_argument("--rate", type=float, default=1500.0, help="transactions per second")
