@@ -2,13 +2,13 @@
 
 `raw_events_per_s`: a bare confluent-kafka consumer plus JSON decode of the same topic on the
 same broker. `pipeline_events_per_s`: the feature flow (validation, windows, SQLite and LanceDB
-writes). Prints one JSON line. Usage: python bench/feature_ingest.py [EVENTS]
+writes). Prints one JSON line. Usage: fti bench feature-ingest --events 200000
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -95,4 +95,6 @@ def main(events: int) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(int(sys.argv[1]) if len(sys.argv) > 1 else 50000)))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=50000)
+    print(json.dumps(main(parser.parse_args().events)))

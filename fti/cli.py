@@ -113,6 +113,18 @@ def cmd_store(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+BENCHMARKS = ("feature-ingest", "online-lookup", "pit-join")
+
+
+def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    """Run a benchmark from bench/ (arguments after the name go to it; try NAME --help)."""
+    import runpy
+
+    sys.argv = [f"fti bench {args.name}", *args.bench_args]
+    runpy.run_module(f"bench.{args.name.replace('-', '_')}", run_name="__main__")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     """Run the whole loop on the embedded default and print a summary."""
     from fti.demo import DemoOptions, run_demo
@@ -162,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--table", default=None, help="one table (default: all)")
     p.add_argument("--prune-older-than-days", type=float, default=None,
                    help="also delete versions older than this (breaks time travel to them)")
+    p = add("bench", cmd_bench)
+    p.add_argument("name", choices=BENCHMARKS)
+    p.add_argument("bench_args", nargs=argparse.REMAINDER, help="the benchmark's own options")
     p = add("demo", cmd_demo)
     p.add_argument("--events", type=int, default=30000, help="most transactions to produce")
     p.add_argument("--rate", type=float, default=1500.0, help="transactions per second")

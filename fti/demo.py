@@ -262,6 +262,9 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
         env = _service_env(settings, broker.bootstrap_servers)
         s = _settings_for(settings, env)
         ensure_topics(s.kafka, s.topics)
+        online = open_online_store(s)
+        if hasattr(online, "clear"):
+            online.clear()  # a Redis store outlives the demo's data directory
         watcher = LoopWatcher(s)
         watcher.start()
         services = Services(env, data_dir / "logs")

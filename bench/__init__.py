@@ -1,0 +1,1 @@
+"""Benchmarks: each prints one JSON line with a ratio against a limit measured in the same run."""
