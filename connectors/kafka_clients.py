@@ -30,6 +30,7 @@ def make_consumer(kafka: KafkaSettings, group_id: str | None = None, **overrides
         "auto.offset.reset": "earliest",
         "session.timeout.ms": kafka.session_timeout_ms,
         "heartbeat.interval.ms": max(kafka.session_timeout_ms // 3, 500),
+        "fetch.wait.max.ms": kafka.fetch_wait_max_ms,
         **overrides,
     }
     return Consumer(config)

@@ -20,7 +20,7 @@ from fti import metrics
 from fti.errors import BrokerError
 from fti.settings import KafkaSettings
 
-_IDLE_WAIT = timedelta(milliseconds=20)
+_IDLE_WAIT = timedelta(milliseconds=5)
 
 
 @dataclass(frozen=True)
