@@ -17,13 +17,13 @@ from __future__ import annotations
 
 from connectors.online_store import OnlineRow
 from features.definitions import FEATURE_COLUMNS
-from features.windows import CardWindow, WindowEntry, event_features, past_of, window_features
+from features.windows import WindowEntry, event_features, past_of, window_features
 from fti.events import Transaction
 
 
 def feature_vector(tx: Transaction, online: OnlineRow | None) -> list[float]:
     """Model inputs for `tx`, in `FEATURE_COLUMNS` order, from its card's online row."""
-    window = CardWindow.from_json(online.window) if online is not None else CardWindow()
+    window = online.window if online is not None else []  # plain lists, read by position
     entry = WindowEntry(tx.ts.timestamp(), tx.amount, tx.country, tx.tx_id)
     values = {
         **event_features(tx.amount, tx.channel, tx.ts),

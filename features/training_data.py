@@ -101,7 +101,7 @@ class DatasetRecord(BaseModel):
     view: str = VIEW_NAME
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     table_versions: dict[str, int]
-    split: Literal["time"] = "time"
+    split: Literal["time", "random", "stratified"] = "time"
     validation_fraction: float
     test_fraction: float
     window_labels: int
@@ -109,6 +109,12 @@ class DatasetRecord(BaseModel):
     rows: int
     rows_sha256: str
     splits: dict[str, SplitStats]
+    #: (train, validation, test) as asked of features/datasets.py; None for training-job records.
+    fractions: tuple[float, float, float] | None = None
+    #: Time splits: rows this close after the previous split's end were dropped.
+    gap: timedelta | None = None
+    #: Time-range splits: [start, end) of label_time per split name (None: open).
+    ranges: dict[str, tuple[datetime | None, datetime | None]] | None = None
 
 
 @dataclass(frozen=True)

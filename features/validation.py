@@ -120,8 +120,15 @@ class Range(_FeatureRule):
         value = row.get(self.feature)
         if value is None:
             return None
+        if type(value) is float and self.min is not None and self.max is not None:
+            if self.min <= value <= self.max:  # NaN fails both comparisons
+                return None  # the hot path: every valid event takes it
         allowed = self._allowed()
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        # Concrete types first: an isinstance check against the numbers ABC is slow and this
+        # runs for every event.
+        if type(value) is bool or not (
+            type(value) in (float, int) or isinstance(value, numbers.Real)
+        ):
             problem = f"a number {allowed}".rstrip()
             got = f"{type(value).__name__} {value!r}"
         elif not math.isfinite(value):
@@ -173,7 +180,9 @@ class AllowedValues(_FeatureRule):
     def check(self, row: Mapping[str, Any], now: datetime | None) -> str | None:
         """A message if the value is not one of the allowed values."""
         value = row.get(self.feature)
-        if value is None or any(_same(value, v) for v in self.values):
+        if value is None or (type(value) is str and value in self.values):
+            return None  # the common case (text categories) without the generic scan
+        if any(_same(value, v) for v in self.values):
             return None
         allowed = list(self.values)
         return f"{self.feature} must be one of {allowed}, got {value!r} (rule {self.name})"

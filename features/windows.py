@@ -17,9 +17,10 @@ inference flow, given the same window from the online store, computes the same n
 from __future__ import annotations
 
 import bisect
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from features.definitions import CHANNEL_CODES
 
@@ -27,9 +28,8 @@ HOUR_S = 3600.0
 DAY_S = 86400.0
 
 
-@dataclass(frozen=True, order=True)
-class WindowEntry:
-    """What the window remembers of one transaction."""
+class WindowEntry(NamedTuple):
+    """What the window remembers of one transaction (a tuple: cheap to build and compare)."""
 
     ts: float  # event time, epoch seconds
     amount: float
@@ -55,7 +55,7 @@ class CardWindow:
     @classmethod
     def from_json(cls, rows: list[list[Any]]) -> CardWindow:
         """Inverse of `to_json`."""
-        return cls([WindowEntry(float(r[0]), float(r[1]), str(r[2]), str(r[3])) for r in rows])
+        return cls([WindowEntry(*r) for r in rows])
 
 
 def entries_to_json(entries: list[WindowEntry] | tuple[WindowEntry, ...]) -> list[list[Any]]:
@@ -63,8 +63,12 @@ def entries_to_json(entries: list[WindowEntry] | tuple[WindowEntry, ...]) -> lis
     return [[e.ts, e.amount, e.country, e.tx_id] for e in entries]
 
 
-def window_features(past: list[WindowEntry], current: WindowEntry) -> dict[str, float]:
-    """Aggregates over `past` (entries before `current`, any order) plus `current` itself."""
+def window_features(past: Sequence[Sequence[Any]], current: WindowEntry) -> dict[str, float]:
+    """Aggregates over `past` (entries before `current`, any order) plus `current` itself.
+
+    Entries are read by position (ts, amount, country, tx_id), so the online store's plain
+    lists work as well as `WindowEntry` tuples.
+    """
     t = current.ts
     day_start, hour_start = t - DAY_S, t - HOUR_S
     n_day = n_hour = 1
@@ -72,18 +76,19 @@ def window_features(past: list[WindowEntry], current: WindowEntry) -> dict[str, 
     previous: float | None = None
     past_countries: set[str] = set()
     for e in past:  # one pass: this runs once per event in the feature and inference flows
-        ts = e.ts
+        ts = e[0]
         if ts > t:
             continue
         if previous is None or ts > previous:
             previous = ts
         if ts > day_start:
             n_day += 1
-            sum_day += e.amount
-            past_countries.add(e.country)
+            amount = e[1]
+            sum_day += amount
+            past_countries.add(e[2])
             if ts > hour_start:
                 n_hour += 1
-                sum_hour += e.amount
+                sum_hour += amount
     sum_day += current.amount
     sum_hour += current.amount
     return {
@@ -108,17 +113,19 @@ def event_features(amount: float, channel: str, ts: datetime) -> dict[str, float
     }
 
 
-def past_of(window: CardWindow, current: WindowEntry) -> list[WindowEntry]:
-    """Entries of `window` that precede `current` in event time (ties: earlier arrival first).
+def past_of(entries: Sequence[Sequence[Any]], current: WindowEntry) -> list[Sequence[Any]]:
+    """Window entries that precede `current` in event time (ties: earlier arrival first).
 
     `current` itself and anything the window learnt after it are excluded, so the result is
-    the same whether or not the feature flow has already processed `current`.
+    the same whether or not the feature flow has already processed `current`. Entries are
+    `WindowEntry` tuples or the online store's plain lists.
     """
     past = []
-    for entry in window.entries:
-        if entry.tx_id == current.tx_id:
+    t, tx_id = current.ts, current.tx_id
+    for entry in entries:
+        if entry[3] == tx_id:
             break  # entries after it arrived later, or are later in event time
-        if entry.ts <= current.ts:
+        if entry[0] <= t:
             past.append(entry)
     return past
 
@@ -126,7 +133,7 @@ def past_of(window: CardWindow, current: WindowEntry) -> list[WindowEntry]:
 def update_window(window: CardWindow, entry: WindowEntry) -> tuple[CardWindow, dict[str, float]]:
     """Add `entry` to `window`; return the pruned window and the entry's window features."""
     entries = window.entries
-    features = window_features(past_of(window, entry), entry)
+    features = window_features(past_of(entries, entry), entry)
     if any(e.tx_id == entry.tx_id for e in entries):
         return window, features  # a replayed event changes nothing
     if not entries or entries[-1].ts <= entry.ts:

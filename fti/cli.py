@@ -174,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--table", default=None, help="one table (default: all)")
     p.add_argument("--prune-older-than-days", type=float, default=None,
                    help="also delete versions older than this (breaks time travel to them)")
+    from fti.dataset_cli import add_dataset_parser
+
+    add_dataset_parser(sub)
     p = add("bench", cmd_bench)
     p.add_argument("name", choices=BENCHMARKS)
     p.add_argument("bench_args", nargs=argparse.REMAINDER, help="the benchmark's own options")
