@@ -10,6 +10,7 @@ the dataset can be reproduced after the offline store has grown.
 
 from __future__ import annotations
 
+import functools
 import logging
 import shutil
 import tempfile
@@ -53,22 +54,31 @@ logger = logging.getLogger(__name__)
 
 View = Callable[[pa.Table, pa.Table], pa.Table]
 #: Feature views by name: (offline features, offline labels) -> one training row per label.
-VIEWS: dict[str, View] = {VIEW_NAME: point_in_time_join}
 SPLIT_KINDS = ("time", "random", "stratified")
 #: What create_dataset reports to ``on_step``, in order (for a progress bar).
 CREATE_STEPS = ("read offline store", "join feature view", "split", "write parquet", "record")
 
 
 def feature_view(name: str) -> View:
-    """The join function of the feature view ``name``; FtiError listing the known ones if none.
+    """The point-in-time join of the declared feature view ``name`` (`features.fraud.CATALOG`),
+    with the view's lookback as TTL; FtiError listing the known views if there is none.
 
-    >>> feature_view("fraud_v1") is point_in_time_join
-    True
+    >>> feature_view("fraud_v1")(*_empty_tables()).num_rows
+    0
     """
-    try:
-        return VIEWS[name]
-    except KeyError:
-        raise FtiError(f"unknown feature view {name!r}; known views: {', '.join(VIEWS)}") from None
+    from features.fraud import CATALOG
+
+    known = sorted({v.name for v in CATALOG.views()})
+    if name not in known:
+        raise FtiError(f"unknown feature view {name!r}; known views: {', '.join(known)}")
+    lookback = CATALOG.view(name).lookback
+    return functools.partial(point_in_time_join, ttl=lookback)
+
+
+def _empty_tables() -> tuple[pa.Table, pa.Table]:
+    from features.definitions import FEATURES_SCHEMA, LABELS_SCHEMA
+
+    return FEATURES_SCHEMA.empty_table(), LABELS_SCHEMA.empty_table()
 
 
 def datasets_dir(settings: Settings) -> Path:

@@ -19,7 +19,6 @@ from tqdm import tqdm
 from features.datasets import (
     CREATE_STEPS,
     SPLIT_KINDS,
-    VIEWS,
     create_dataset,
     dataset_files,
     datasets_dir,
@@ -104,7 +103,7 @@ def add_dataset_parser(subparsers: Any) -> None:
     parser.set_defaults(handler=run_dataset_command)
     actions = parser.add_subparsers(dest="dataset_action", required=True, metavar="ACTION")
     create = actions.add_parser("create", help="build a dataset version from the offline store")
-    create.add_argument("--view", default=VIEW_NAME, help=f"feature view ({', '.join(VIEWS)})")
+    create.add_argument("--view", default=VIEW_NAME, help="a view declared in features/fraud.py")
     create.add_argument("--split", choices=SPLIT_KINDS, default="time",
                         help="time: by label time; stratified: random, same fraud ratio")
     create.add_argument("--fractions", type=parse_fractions, default=(0.65, 0.15, 0.2),
