@@ -11,7 +11,10 @@ import pytest
 
 from fti.cli import build_parser, main
 
-COMMANDS = ["broker", "produce", "flow", "trainer", "train", "registry", "demo"]
+COMMANDS = [
+    "broker", "produce", "flow", "trainer", "train", "registry", "store", "dataset", "bench",
+    "demo",
+]
 
 
 @pytest.fixture(autouse=True)
