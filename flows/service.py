@@ -6,10 +6,13 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 from bytewax.recovery import RecoveryConfig, init_db_dir
+from bytewax.run import cli_main
 from bytewax.testing import run_main
 
 from connectors.registry_events import RegistryEventWatcher
@@ -24,14 +27,17 @@ log = logging.getLogger(__name__)
 FLOWS = ("features", "monitor", "inference")
 
 
-def stop_on_signals() -> threading.Event:
-    """An event set by the first SIGTERM or SIGINT; a second SIGINT interrupts at once."""
+def stop_on_signals(on_stop: Callable[[], None] | None = None) -> threading.Event:
+    """An event set by the first SIGTERM or SIGINT (calling `on_stop` first); a second SIGINT
+    interrupts at once."""
     stop = threading.Event()
 
     def handler(signum: int, _frame: object) -> None:
         if stop.is_set() and signum == signal.SIGINT:
             raise KeyboardInterrupt
         log.info("received %s, draining", signal.Signals(signum).name)
+        if on_stop is not None:
+            on_stop()
         stop.set()
 
     signal.signal(signal.SIGTERM, handler)
@@ -39,8 +45,10 @@ def stop_on_signals() -> threading.Event:
     return stop
 
 
-def prepare_inference(settings: Settings, stop: threading.Event) -> ChampionHolder:
-    """Follow the registry until `stop`; block until a champion is loaded (or time-out)."""
+def prepare_inference(settings: Settings, stop: threading.Event) -> ChampionHolder | None:
+    """Follow the registry until `stop`; block until a champion is loaded (or time-out).
+
+    Return None if `stop` was set before a champion arrived."""
     model = settings.inference.model_name
     holder = ChampionHolder(ModelRegistry(settings.registry_dir), model)
     watcher = RegistryEventWatcher(settings, model, lambda _event: holder.refresh(), stop)
@@ -50,7 +58,9 @@ def prepare_inference(settings: Settings, stop: threading.Event) -> ChampionHold
     deadline = time.monotonic() + settings.inference.wait_for_champion_s
     logged = False
     while not holder.refresh() and holder.current is None:
-        if stop.is_set() or time.monotonic() > deadline:
+        if stop.is_set():
+            return None
+        if time.monotonic() > deadline:
             raise FtiError(
                 f"no champion of {model!r} in the registry at {settings.registry_dir} after "
                 f"{settings.inference.wait_for_champion_s:g}s; train one with `fti train`"
@@ -73,26 +83,48 @@ def recovery_config(settings: RecoverySettings, flow_name: str) -> RecoveryConfi
     return RecoveryConfig(str(db_dir), backup_interval=timedelta(seconds=settings.backup_s))
 
 
-def run_flow_service(name: str, settings: Settings) -> None:
-    """Serve metrics and run flow `name` in this process until it is stopped."""
+@dataclass(frozen=True)
+class Cluster:
+    """Where this process sits in a Bytewax cluster: `process_id` of `addresses` (one
+    host:port per process), `workers` threads each. No addresses: a single process."""
+
+    process_id: int = 0
+    addresses: tuple[str, ...] = ()
+    workers: int = 1
+
+
+def run_flow_service(name: str, settings: Settings, cluster: Cluster | None = None) -> None:
+    """Serve metrics and run flow `name` in this process (or as one process of a cluster)
+    until it is stopped."""
     from flows import features, inference, monitor
 
     if name not in FLOWS:
         raise FtiError(f"unknown flow {name!r}; choose one of {', '.join(FLOWS)}")
-    metrics.serve_metrics(getattr(settings.metrics, f"{name}_port"), settings.metrics.host)
-    stop = stop_on_signals()
+    health = metrics.serve_metrics(getattr(settings.metrics, f"{name}_port"),
+                                   settings.metrics.host)
+    stop = stop_on_signals(on_stop=lambda: health.set_not_ready("stopping"))
     if name == "features":
         flow = features.get_flow(settings, stop)
     elif name == "monitor":
         flow = monitor.get_flow(settings, stop)
     else:
-        flow = inference.get_flow(settings, prepare_inference(settings, stop), stop)
+        holder = prepare_inference(settings, stop)
+        if holder is None:
+            log.info("flow inference stopped before a champion was loaded")
+            return
+        flow = inference.get_flow(settings, holder, stop)
+    health.set_ready(f"flow {name} running")
     log.info("flow %s running (metrics on %s:%s)", name, settings.metrics.host,
              getattr(settings.metrics, f"{name}_port"))
     recovery = recovery_config(settings.recovery, name)
-    if recovery is None:
-        run_main(flow)
+    epoch = timedelta(seconds=settings.recovery.snapshot_s) if recovery else None
+    cluster = cluster or Cluster()
+    if cluster.addresses or cluster.workers > 1:
+        cli_main(
+            flow, workers_per_process=cluster.workers, process_id=cluster.process_id
+            if cluster.addresses else None, addresses=list(cluster.addresses) or None,
+            epoch_interval=epoch, recovery_config=recovery,
+        )
     else:
-        run_main(flow, epoch_interval=timedelta(seconds=settings.recovery.snapshot_s),
-                 recovery_config=recovery)
+        run_main(flow, epoch_interval=epoch, recovery_config=recovery)
     log.info("flow %s stopped", name)

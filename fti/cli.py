@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from fti.errors import FtiError
+from fti.logging_setup import configure_logging
 from fti.settings import Settings, load_settings
 
 log = logging.getLogger("fti")
@@ -57,9 +58,10 @@ def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_flow(args: argparse.Namespace, settings: Settings) -> int:
     """Run one Bytewax flow as a service."""
-    from flows.service import run_flow_service
+    from flows.service import Cluster, run_flow_service
 
-    run_flow_service(args.name, settings)
+    addresses = tuple(a for a in (args.addresses or "").split(";") if a)
+    run_flow_service(args.name, settings, Cluster(args.process_id, addresses, args.workers))
     return 0
 
 
@@ -69,8 +71,9 @@ def cmd_trainer(args: argparse.Namespace, settings: Settings) -> int:
     from fti.metrics import serve_metrics
     from models.trainer_service import TrainerService
 
-    serve_metrics(settings.metrics.trainer_port, settings.metrics.host)
-    TrainerService(settings).run(stop_on_signals())
+    health = serve_metrics(settings.metrics.trainer_port, settings.metrics.host)
+    stop = stop_on_signals(on_stop=lambda: health.set_not_ready("stopping"))
+    TrainerService(settings).run(stop, on_ready=lambda: health.set_ready("consumer subscribed"))
     return 0
 
 
@@ -86,13 +89,6 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     result = run_training_job(settings, reason=args.reason, publish=publish, progress=True)
     print(json.dumps(_jsonable(result.__dict__), default=str))
     return 0
-
-
-def cmd_registry(args: argparse.Namespace, settings: Settings) -> int:
-    """List, show, promote or roll back model versions."""
-    from fti.registry_cli import run_registry_command
-
-    return run_registry_command(args, settings)
 
 
 def cmd_store(args: argparse.Namespace, settings: Settings) -> int:
@@ -134,6 +130,13 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return run_demo(settings, options)
 
 
+def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the broker (if needed) and every service, supervised, until Ctrl-C / SIGTERM."""
+    from fti.up import run_up
+
+    return run_up(settings)
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
@@ -159,16 +162,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--drift-at", type=int, default=None, help="index where fraud shifts")
     p.add_argument("--bad-fraction", type=float, default=0.0, help="fraction of bad events")
     p.add_argument("--seed", type=int, default=7)
-    add("flow", cmd_flow).add_argument("name", choices=["features", "monitor", "inference"])
+    p = add("flow", cmd_flow)
+    p.add_argument("name", choices=["features", "monitor", "inference"])
+    p.add_argument("-w", "--workers", type=int, default=1, help="worker threads per process")
+    p.add_argument("-i", "--process-id", type=int, default=0, help="this process in -a")
+    p.add_argument("-a", "--addresses", default=None,
+                   help='cluster: one host:port per process, ";"-separated')
     add("trainer", cmd_trainer)
     p = add("train", cmd_train)
     p.add_argument("--model", default=None, help="default: FTI_TRAINING__MODEL_NAME")
     p.add_argument("--reason", default="manual", choices=["manual", "drift", "volume"])
     p.add_argument("--no-publish", action="store_true", help="do not write registry.events")
-    p = add("registry", cmd_registry)
-    p.add_argument("action", choices=["list", "show", "promote", "rollback"])
-    p.add_argument("version", nargs="?", type=int)
-    p.add_argument("--model", default=None, help="default: FTI_TRAINING__MODEL_NAME")
+    from fti.registry_cli import add_registry_parser
+
+    add_registry_parser(sub)
     p = add("store", cmd_store)
     p.add_argument("action", choices=["compact"])
     p.add_argument("--table", default=None, help="one table (default: all)")
@@ -180,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("bench", cmd_bench)
     p.add_argument("name", choices=BENCHMARKS)
     p.add_argument("bench_args", nargs=argparse.REMAINDER, help="the benchmark's own options")
+    add("up", cmd_up)
     p = add("demo", cmd_demo)
     p.add_argument("--events", type=int, default=30000, help="most transactions to produce")
     p.add_argument("--rate", type=float, default=1500.0, help="transactions per second")
@@ -195,11 +203,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings()
-        logging.basicConfig(
-            level=settings.log_level,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-            stream=sys.stderr,
-        )
+        service = args.name if args.command == "flow" else args.command
+        configure_logging(settings.log_level, settings.log_format, service=service)
         return args.handler(args, settings)
     except FtiError as ex:
         print(f"fti {args.command}: {ex}", file=sys.stderr)

@@ -251,6 +251,8 @@ fti demo — {'the loop closed' if closed else 'the loop did NOT close'} in {sum
 def run_demo(settings: Settings, options: DemoOptions) -> int:
     """Run the demo; return 0 only if the loop closed, the stores caught up with the producer
     and every service stopped cleanly."""
+    # SIGTERM unwinds like Ctrl-C, so the services and the broker are stopped, not orphaned.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     started = time.time()
     data_dir = _fresh_data_dir(settings)
     port = free_port() if settings.broker.port == 9092 else settings.broker.port

@@ -37,7 +37,8 @@ class LoopState:
             return None
         promoted = [
             e["version"] for e in self.registry_events
-            if e["event"] == "promoted" and e["_seen_at"] >= drift["_seen_at"]
+            if e["event"] == "promoted" and e.get("alias") in (None, "champion")
+            and e["_seen_at"] >= drift["_seen_at"]
         ]
         return promoted[0] if promoted else None
 

@@ -131,7 +131,7 @@ class RegistryEvent(_Event):
 
     model: str
     version: int
-    event: Literal["registered", "promoted", "rolled_back"]
+    event: Literal["registered", "promoted", "rolled_back", "approved", "rejected"]
     alias: str | None = None
     uri: str
     sha256: str

@@ -7,7 +7,9 @@ Labels are bounded: flow names, topics, detector names, reasons, model names and
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram
+
+from fti.health import HealthServer, serve_health_and_metrics
 
 EVENTS_IN = Counter("fti_events_in_total", "Records read from Kafka.", ["flow", "topic"])
 DLQ_EVENTS = Counter("fti_dlq_events_total", "Invalid records sent to the DLQ.", ["flow", "topic"])
@@ -50,7 +52,9 @@ PREDICTION_LATENCY_SECONDS = Histogram(
 MODEL_SWAPS = Counter("fti_model_swaps_total", "Hot swaps of the serving model.", ["model"])
 
 
-def serve_metrics(port: int, host: str = "127.0.0.1") -> None:
-    """Serve `/metrics` for this process on host:port (loopback by default); port 0 = off."""
-    if port:
-        start_http_server(port, addr=host)
+def serve_metrics(port: int, host: str = "127.0.0.1") -> HealthServer:
+    """Serve `/metrics`, `/healthz` and `/readyz` on host:port (loopback by default); 0 = off.
+
+    Call `set_ready(...)` on the returned server once the service is ready.
+    """
+    return serve_health_and_metrics(port, host)

@@ -200,6 +200,10 @@ class Settings(BaseSettings):
     online: OnlineStoreSettings = OnlineStoreSettings()
     recovery: RecoverySettings = RecoverySettings()
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = Field(
+        "text", description="text for terminals; json: one object per line (ts, level, logger, "
+        "message, service, event) for log shippers"
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from confluent_kafka import Message
@@ -65,10 +66,14 @@ class TrainerService:
         metrics.TRAINING_RUNS.labels(model, "promoted" if result.promoted else "rejected").inc()
         return True
 
-    def run(self, stop: threading.Event) -> None:
-        """Consume requests until `stop` is set; offsets are committed after each request."""
+    def run(self, stop: threading.Event, on_ready: Callable[[], None] | None = None) -> None:
+        """Consume requests until `stop` is set; offsets are committed after each request.
+
+        `on_ready` is called once the consumer has subscribed."""
         consumer = make_consumer(self.settings.kafka, group_id="fti-trainer")
         consumer.subscribe([self.settings.topics.retrain_requests])
+        if on_ready is not None:
+            on_ready()
         try:
             while not stop.is_set():
                 msg = consumer.poll(0.2)

@@ -67,9 +67,12 @@ def wait_for(condition: Callable[[], bool], timeout_s: float = 60.0, what: str =
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what or condition}")
 
 
-def read_topic(kafka: KafkaSettings, topic: str, settle_s: float = 1.0) -> list[Message]:
+def read_topic(
+    kafka: KafkaSettings, topic: str, settle_s: float = 1.0, first_record_s: float = 5.0
+) -> list[Message]:
     """All records of `topic`: reads until no record arrived for `settle_s` (Tansu's high
-    watermark lags, so it is not used as the end)."""
+    watermark lags, so it is not used as the end). Before the first record it waits up to
+    `first_record_s`, since a new consumer's first fetch can be slow on a loaded machine."""
     consumer = make_consumer(kafka)
     consumer.assign(
         [TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions_of(kafka, topic)]
@@ -77,7 +80,11 @@ def read_topic(kafka: KafkaSettings, topic: str, settle_s: float = 1.0) -> list[
     records: list[Message] = []
     quiet_since = time.monotonic()
     deadline = quiet_since + 60
-    while time.monotonic() - quiet_since < settle_s and time.monotonic() < deadline:
+
+    def patience() -> float:
+        return settle_s if records else max(settle_s, first_record_s)
+
+    while time.monotonic() - quiet_since < patience() and time.monotonic() < deadline:
         batch = [m for m in consumer.consume(1000, 0.1) if m.error() is None]
         if batch:
             records.extend(batch)
