@@ -1,16 +1,19 @@
-"""Monitor flow: drift on an input feature and on the live error rate, label volume → retrain.
+"""Monitor flow: drift on input features and on the live error rate, label volume → retrain.
 
-Predictions are joined with their labels by `tx_id` to get the live error stream; every
-observation then meets one `RetrainPolicy` per model, which writes `retrain.requests`.
+Predictions are joined with their labels by `tx_id` to get the live error stream; each
+transaction gives one value per monitored feature (`MonitorConfig.features`: `amount`, as
+log1p, and any of `channel_code`, `hour_of_day` from `features.windows.event_features`);
+every observation then meets one `RetrainPolicy` per model, which writes `retrain.requests`.
 Run it with ``fti flow monitor`` or ``python -m bytewax.run flows.monitor:flow``.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import threading
 import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import bytewax.operators as op
@@ -18,9 +21,17 @@ from bytewax.dataflow import Dataflow
 
 from connectors.kafka_sink import KafkaProducerSink, OutMessage
 from connectors.kafka_source import KafkaPartitionSource, KafkaRecord
+from features.windows import event_features
 from fti import metrics
-from fti.errors import EventError
-from fti.events import Prediction, RegistryEvent, RetrainRequest, parse_label, parse_transaction
+from fti.errors import ConfigError, EventError
+from fti.events import (
+    Prediction,
+    RegistryEvent,
+    RetrainRequest,
+    Transaction,
+    parse_label,
+    parse_transaction,
+)
 from fti.settings import Settings
 from models.retrain_policy import (
     ChampionChanged,
@@ -29,6 +40,8 @@ from models.retrain_policy import (
     LabelSeen,
     Observation,
     RetrainPolicy,
+    monitor_config,
+    monitored_value,
 )
 
 Joined = tuple[Prediction | None, bool | None]
@@ -42,14 +55,44 @@ def _json(record: KafkaRecord) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def to_observations(record: KafkaRecord, settings: Settings) -> list[tuple[str, Any]]:
-    """Route a record by topic: `(tx_id, prediction | label)` to join, or a policy input."""
+MONITORABLE = tuple(event_features(0.0, "pos", datetime.fromtimestamp(0, UTC)))  # event-only
+
+
+def monitored_features(settings: Settings) -> tuple[str, ...]:
+    """The features the policy monitors; raise `ConfigError` for one no event provides.
+
+    >>> monitored_features(Settings())
+    ('amount',)
+    """
+    features = monitor_config(settings.monitor).features
+    unknown = [f for f in features if f not in MONITORABLE]
+    if unknown:
+        raise ConfigError(
+            f"monitor features {unknown} cannot be computed from a transaction; "
+            f"choose from {list(MONITORABLE)}"
+        )
+    return features
+
+
+def feature_values(tx: Transaction, features: Sequence[str]) -> list[FeatureObserved]:
+    """One `FeatureObserved` per monitored feature of a transaction, on the monitored scale."""
+    raw = event_features(tx.amount, tx.channel, tx.ts)
+    return [FeatureObserved(tx.tx_id, monitored_value(f, raw[f]), f) for f in features]
+
+
+def to_observations(
+    record: KafkaRecord, settings: Settings, features: Sequence[str] | None = None
+) -> list[tuple[str, Any]]:
+    """Route a record by topic: `(tx_id, prediction | label)` to join, or a policy input.
+
+    `features` defaults to `monitored_features(settings)` (pass it to skip the lookup).
+    """
     topics = settings.topics
     try:
         if record.topic == topics.transactions:
             tx = parse_transaction(record.value or b"", settings.validation)
-            value = float(getattr(tx, settings.monitor.drift_feature))
-            return [("policy", FeatureObserved(tx.tx_id, math.log1p(max(value, 0.0))))]
+            names = monitored_features(settings) if features is None else features
+            return [("policy", obs) for obs in feature_values(tx, names)]
         if record.topic == topics.labels:
             label = parse_label(record.value or b"")
             return [("policy", LabelSeen()), (label.tx_id, label.is_fraud)]
@@ -83,15 +126,18 @@ def join_prediction_label(
 
 
 def apply_policy(settings: Settings) -> Any:
-    """The policy step's mapper: one `RetrainPolicy` per model key."""
+    """The policy step's mapper: one `RetrainPolicy` per model key; counts each detection
+    under its detector's name (`fti_drift_detections_total{model, detector}`)."""
+    config = monitor_config(settings.monitor)
 
     def step(
         policy: RetrainPolicy | None, obs: Observation
     ) -> tuple[RetrainPolicy, list[RetrainRequest]]:
-        policy = policy or RetrainPolicy(settings.training.model_name, settings.monitor)
-        seen = len(policy.detections)
+        policy = policy or RetrainPolicy(settings.training.model_name, config)
+        seen = policy.detections_total
         requests = policy.observe(obs, now=time.time())
-        for detection in policy.detections[seen:]:
+        new = policy.detections_total - seen
+        for detection in policy.detections[-new:] if new else []:
             metrics.DRIFT_DETECTIONS.labels(policy.model, detection["detector"]).inc()
         for request in requests:
             metrics.RETRAIN_REQUESTS.labels(policy.model, request.reason).inc()
@@ -103,6 +149,7 @@ def apply_policy(settings: Settings) -> Any:
 def get_flow(settings: Settings, stop: threading.Event | None = None) -> Dataflow:
     """Build the monitor dataflow; setting `stop` ends it gracefully."""
     t = settings.topics
+    features = monitored_features(settings)
     flow = Dataflow("monitor")
     records = op.input(
         "monitor_in", flow,
@@ -111,7 +158,7 @@ def get_flow(settings: Settings, stop: threading.Event | None = None) -> Dataflo
             flow="monitor",
         ),
     )  # KafkaRecord
-    routed = op.flat_map("route", records, lambda r: to_observations(r, settings))
+    routed = op.flat_map("route", records, lambda r: to_observations(r, settings, features))
     split = op.branch("to_policy", routed, lambda kv: kv[0] == "policy")
     errors = op.stateful_flat_map("join_labels", split.falses, join_prediction_label)
     observations = op.merge(

@@ -82,11 +82,10 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from models.trainer_service import RegistryEventPublisher
     from models.training_job import run_training_job
 
-    if args.model:
-        training = settings.training.model_copy(update={"model_name": args.model})
-        settings = settings.model_copy(update={"training": training})
     publish = None if args.no_publish else RegistryEventPublisher(settings)
-    result = run_training_job(settings, reason=args.reason, publish=publish, progress=True)
+    result = run_training_job(
+        settings, reason=args.reason, publish=publish, progress=True, model=args.model or None
+    )
     print(json.dumps(_jsonable(result.__dict__), default=str))
     return 0
 
@@ -109,7 +108,7 @@ def cmd_store(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-BENCHMARKS = ("feature-ingest", "online-lookup", "pit-join")
+BENCHMARKS = ("feature-ingest", "online-lookup", "pit-join", "inference", "detectors")
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:

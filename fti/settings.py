@@ -124,6 +124,16 @@ class ValidationSettings(_Section):
     )
 
 
+class DetectorSettings(_Section):
+    """One drift detector of one stream (`models.drift_detectors.DetectorConfig`)."""
+
+    kind: Literal["adwin", "page_hinkley", "kswin", "psi", "ks"]
+    params: dict[str, float | int | str] = Field(default_factory=dict)
+    grace: int | None = Field(None, ge=0, description="None: grace_predictions")
+    direction: Literal["both", "increase", "decrease"] | None = None
+    name: str | None = None
+
+
 class MonitorSettings(_Section):
     """When the monitor asks for a retrain: first model, label volume, drift; with a cooldown."""
 
@@ -135,6 +145,18 @@ class MonitorSettings(_Section):
     feature_delta: float = Field(0.0005, gt=0, lt=1)
     drift_feature: str = "amount"
     grace_predictions: int = Field(300, ge=0)
+    drift_features: tuple[str, ...] = Field(
+        (), description="More features watched with ADWIN(feature_delta): hour_of_day, ..."
+    )
+    feature_detectors: dict[str, tuple[DetectorSettings, ...]] = Field(
+        default_factory=dict, description="Detectors per feature; replace the default ADWIN"
+    )
+    error_detectors: tuple[DetectorSettings, ...] = Field(
+        (), description="Detectors on the live error rate (increases only); empty: ADWIN"
+    )
+    debounce: int = Field(1, ge=1, description="Signals needed to confirm a detection")
+    debounce_within: int = Field(1000, ge=1, description="...each within this many values")
+    persist: int = Field(0, ge=0, description="Or: the shift persists over this many values")
 
 
 class TrainingSettings(_Section):

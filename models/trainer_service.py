@@ -19,6 +19,7 @@ from fti import metrics
 from fti.errors import FtiError
 from fti.events import RegistryEvent, RetrainRequest
 from fti.settings import Settings
+from models.specs import SPECS
 from models.training_job import run_training_job
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ class TrainerService:
 
     def handle(self, request: RetrainRequest) -> bool:
         """Run the job for `request` unless an earlier job covers it; True if a job ran."""
-        if request.model != self.settings.training.model_name:
+        if request.model not in SPECS:
             log.warning("no model spec for %r; request ignored", request.model)
             return False
         if self.last_started is not None and request.requested_at <= self.last_started:
@@ -57,7 +58,9 @@ class TrainerService:
         model = request.model
         start = time.perf_counter()
         try:
-            result = run_training_job(self.settings, reason=request.reason, publish=self.publish)
+            result = run_training_job(
+                self.settings, reason=request.reason, publish=self.publish, model=request.model
+            )
         except FtiError as ex:
             metrics.TRAINING_RUNS.labels(model, "failed").inc()
             log.error("training %s for %s failed: %s", model, request.reason, ex)

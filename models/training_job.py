@@ -1,13 +1,21 @@
-"""The training job: offline store → point-in-time dataset → XGBoost → gates → registry → events.
+"""The training job: offline store → point-in-time dataset → trainer → gates → registry → events.
 
-One run reads the offline store, builds and records a dataset version, trains a candidate,
-scores it and the current champion on the same test split, registers the candidate with its
-model card, and promotes it only if it passes the gates.
+One run looks up the model's spec (`models.specs`), reads the offline store, builds and records
+a dataset version, fits a candidate with the spec's trainer (`models.trainers`), scores it and
+the current champion on the same test split, registers the candidate with its model card, and
+promotes it only if it passes the gates.
+
+Trainers that checkpoint (the MLP) fit in a work directory that depends only on the model, its
+hyperparameters and the dataset's rows, under ``data_dir/jobs``; a job killed mid-fit and run
+again on the same data resumes from the last checkpoint there. The directory is removed once
+the version is registered.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -17,29 +25,28 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import xgboost as xgb
 from tqdm import tqdm
 
 from features.definitions import FEATURE_COLUMNS
-from features.training_data import TrainingDataset, build_dataset, save_dataset_version
+from features.training_data import (
+    VIEW_NAME,
+    TrainingDataset,
+    build_dataset,
+    save_dataset_version,
+)
 from fti.errors import FtiError
 from fti.events import RegistryEvent
 from fti.settings import Settings
-from models.devices import select_device
+from models.devices import describe_device, select_device
 from models.evaluation import evaluate
 from models.gates import GateResult, check_gates
+from models.job_workdir import job_workdir
 from models.model_card import CARD_FILE, ModelCardInfo, write_model_card
 from models.registry import CHAMPION, ModelRegistry, ModelVersion
-from models.xgboost_trainer import (
-    MODEL_FILE,
-    features_matrix,
-    labels_vector,
-    load_model,
-    predict_scores,
-    save_model,
-    train_xgboost,
-    xgboost_params,
-)
+from models.specs import SPECS, ModelSpec, spec_for
+from models.trainers import FitResult, LoadedModel, load_version, trainer_for
+from models.trainers.base import artifact_dir
+from models.xgboost_trainer import features_matrix, labels_vector
 
 logger = logging.getLogger(__name__)
 
@@ -64,10 +71,16 @@ class TrainingResult:
     dataset_version: int
     device: str
     duration_s: float
+    trainer: str = "xgboost"
 
     @classmethod
     def of(
-        cls, version: ModelVersion, dataset_version: int, device: str, duration_s: float
+        cls,
+        version: ModelVersion,
+        dataset_version: int,
+        device: str,
+        duration_s: float,
+        trainer: str = "xgboost",
     ) -> TrainingResult:
         """The result of a run that registered ``version``."""
         return cls(
@@ -81,6 +94,7 @@ class TrainingResult:
             dataset_version=dataset_version,
             device=device,
             duration_s=duration_s,
+            trainer=trainer,
         )
 
 
@@ -110,35 +124,62 @@ def run_training_job(
     reason: str = "manual",
     publish: Publish | None = None,
     progress: bool = False,
+    model: str | None = None,
 ) -> TrainingResult:
-    """Train, evaluate, gate and register one candidate; publish its registry events.
+    """Train, evaluate, gate and register one candidate of ``model``; publish its events.
 
+    ``model`` names a spec in `models.specs.SPECS` (default ``settings.training.model_name``).
     Raises FtiError (before anything is registered) when the data cannot train a model.
     """
+    spec = spec_for(model or settings.training.model_name, settings)
+    if spec.kind == "lora":
+        return _run_lora_job(settings, spec, reason, publish, progress)
     start = time.monotonic()
     steps = _Steps(progress)
     try:
-        dataset, dataset_version = _prepare_dataset(settings, steps)
-        device = select_device(settings.training.device)
-        booster = train_xgboost(dataset.split, settings.training, device)
-        steps.done(
-            "trained candidate on %s: %d rows, %d trees (best validation round)",
-            device,
-            dataset.split.train.num_rows,
-            booster.num_boosted_rounds(),
-        )
-        outcome = _evaluate(settings, dataset, booster, steps)
-        version = _register(settings, dataset, dataset_version, device, booster, outcome, reason)
+        device = select_device(spec.device)
+        dataset, dataset_version = _prepare_dataset(settings, spec, steps)
+        with job_workdir(settings, spec, dataset) as workdir:
+            fitted = _fit(spec, dataset, device, workdir, steps)
+            outcome = _evaluate(settings, spec, dataset, fitted.model, steps)
+            version = _register(settings, spec, dataset, dataset_version, fitted, outcome, reason)
         steps.done(
             "registered %s v%d (promoted: %s)", version.model, version.version, version.promoted
         )
         _announce(settings, version, publish, steps)
     finally:
         steps.close()
-    return TrainingResult.of(version, dataset_version, device, time.monotonic() - start)
+    duration = time.monotonic() - start
+    ran_on = fitted.params["device"]
+    return TrainingResult.of(version, dataset_version, ran_on, duration, spec.kind)
 
 
-def _prepare_dataset(settings: Settings, steps: _Steps) -> tuple[TrainingDataset, int]:
+def _run_lora_job(
+    settings: Settings, spec: ModelSpec, reason: str, publish: Publish | None, progress: bool
+) -> TrainingResult:
+    """Hand a LoRA spec to `models.lora_trainer.run_lora_job`, imported only now."""
+    try:
+        lora = importlib.import_module("models.lora_trainer")
+    except ModuleNotFoundError as ex:
+        if ex.name != "models.lora_trainer":
+            raise
+        others = ", ".join(name for name in sorted(SPECS) if name != spec.name)
+        raise FtiError(
+            f"model {spec.name!r} (trainer kind 'lora') is trained by "
+            "models/lora_trainer.py::run_lora_job, which is not in this installation; "
+            f"add it, or train one of: {others}"
+        ) from ex
+    return lora.run_lora_job(settings, spec, reason, publish, progress)
+
+
+def _prepare_dataset(
+    settings: Settings, spec: ModelSpec, steps: _Steps
+) -> tuple[TrainingDataset, int]:
+    if spec.view != VIEW_NAME:
+        raise FtiError(
+            f"model {spec.name!r} reads feature view {spec.view!r}, but the training job builds "
+            f"datasets of view {VIEW_NAME!r} only"
+        )
     dataset = build_dataset(settings.offline_dir, settings.training)
     check_trainable(dataset)
     number = save_dataset_version(settings.data_dir / "datasets", dataset.record)
@@ -175,6 +216,44 @@ def check_trainable(dataset: TrainingDataset) -> None:
 
 
 @dataclass(frozen=True)
+class _Fitted:
+    """A fitted candidate: what the trainer wrote, the model loaded back, metadata params."""
+
+    result: FitResult
+    model: LoadedModel
+    params: dict[str, Any]
+
+
+def _fit(
+    spec: ModelSpec, dataset: TrainingDataset, device: str, workdir: Path, steps: _Steps
+) -> _Fitted:
+    trainer = trainer_for(spec.kind, spec.hyperparameters)
+    started = time.monotonic()
+    result = trainer.fit(dataset.split, device, workdir)
+    seconds = time.monotonic() - started
+    ran_on = str(result.params.get("device", device))  # XGBoost runs on the CPU unless cuda
+    params = result.params | {
+        "trainer": spec.kind,
+        "device": ran_on,
+        "device_info": describe_device(ran_on),
+        "fit_seconds": round(seconds, 3),
+        "history": result.history,
+        "feature_columns": list(FEATURE_COLUMNS),
+    }
+    resumed = result.params.get("resumed_from_epoch")
+    steps.done(
+        "trained %s candidate on %s in %.1f s: %d rows, %d rounds/epochs%s",
+        spec.kind,
+        ran_on,
+        seconds,
+        dataset.split.train.num_rows,
+        max((len(values) for values in result.history.values()), default=0),
+        f" (resumed from epoch {resumed})" if resumed else "",
+    )
+    return _Fitted(result, trainer.load(artifact_dir(result.files)), params)
+
+
+@dataclass(frozen=True)
 class _Outcome:
     metrics: dict[str, Any]
     champion_version: int | None
@@ -183,19 +262,22 @@ class _Outcome:
 
 
 def _evaluate(
-    settings: Settings, dataset: TrainingDataset, booster: xgb.Booster, steps: _Steps
+    settings: Settings,
+    spec: ModelSpec,
+    dataset: TrainingDataset,
+    candidate: LoadedModel,
+    steps: _Steps,
 ) -> _Outcome:
-    cfg = settings.training
     X, y = features_matrix(dataset.split.test), labels_vector(dataset.split.test)
     threshold = settings.inference.threshold
-    metrics = evaluate(y, predict_scores(booster, X), threshold)
+    metrics = evaluate(y, candidate.predict(X), threshold)
     steps.done(
         "candidate on test: roc_auc %.4f, f1 %.4f, %d rows",
         metrics["roc_auc"],
         metrics["f1"],
         metrics["rows"],
     )
-    champion_version, champion_metrics = _evaluate_champion(settings, X, y, threshold)
+    champion_version, champion_metrics = _evaluate_champion(settings, spec.name, X, y, threshold)
     if champion_version is None:
         steps.done("no champion yet; the candidate is gated on thresholds only")
     else:
@@ -204,7 +286,7 @@ def _evaluate(
             champion_version,
             champion_metrics["roc_auc"],
         )
-    gates = check_gates(metrics, champion_metrics, cfg.min_auc, cfg.max_auc_regression)
+    gates = check_gates(metrics, champion_metrics, spec.min_auc, spec.max_auc_regression)
     steps.done(
         "gates %s%s",
         "passed" if gates.passed else "failed",
@@ -214,43 +296,56 @@ def _evaluate(
 
 
 def _evaluate_champion(
-    settings: Settings, X: np.ndarray, y: np.ndarray, threshold: float
+    settings: Settings, name: str, X: np.ndarray, y: np.ndarray, threshold: float
 ) -> tuple[int | None, dict[str, Any] | None]:
-    """Score the current champion (sha256 checked on load) on the candidate's test split."""
+    """Score the current champion (its own trainer kind, sha256 checked) on the same test."""
     registry = ModelRegistry(settings.registry_dir)
-    name = settings.training.model_name
     version = registry.alias(name, CHAMPION)
     if version is None:
         return None, None
-    champion = load_model(registry.artifact_path(name, version, MODEL_FILE))
-    return version, evaluate(y, predict_scores(champion, X), threshold)
+    champion = load_version(registry, name, version)
+    return version, evaluate(y, champion.predict(X), threshold)
+
+
+def _card_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Parameters as the model card shows them: the history as its length and last values."""
+    history = params.get("history", {})
+    shown = {name: round(values[-1], 5) for name, values in history.items() if values}
+    steps = max((len(values) for values in history.values()), default=0)
+    return {k: v for k, v in params.items() if k != "history"} | {
+        "history": f"{steps} rounds/epochs, last {shown}"
+    }
 
 
 def _register(
     settings: Settings,
+    spec: ModelSpec,
     dataset: TrainingDataset,
     dataset_version: int,
-    device: str,
-    booster: xgb.Booster,
+    fitted: _Fitted,
     outcome: _Outcome,
     reason: str,
 ) -> ModelVersion:
     registry = ModelRegistry(settings.registry_dir)
-    name, number = settings.training.model_name, registry.next_version(settings.training.model_name)
-    params = xgboost_params(dataset.split, settings.training, device)
-    params |= {"trees": booster.num_boosted_rounds(), "feature_columns": list(FEATURE_COLUMNS)}
+    name, number = spec.name, registry.next_version(spec.name)
     fields: dict[str, Any] = {
         "metrics": outcome.metrics,
         "gates": outcome.gates,
-        "params": params,
         "dataset": {"version": dataset_version, **dataset.record.model_dump(mode="json")},
         "champion_metrics_on_same_test": outcome.champion_metrics,
         "champion_version": outcome.champion_version,
         "reason": reason,
     }
-    card = ModelCardInfo(model=name, version=number, created_at=datetime.now(UTC), **fields)
-    with tempfile.TemporaryDirectory(prefix="fti-train-") as staging:
-        save_model(booster, Path(staging) / MODEL_FILE)
+    card = ModelCardInfo(
+        model=name,
+        version=number,
+        created_at=datetime.now(UTC),
+        params=_card_params(fitted.params),
+        **fields,
+    )
+    with tempfile.TemporaryDirectory(prefix="fti-stage-") as staging:
+        for file in fitted.result.files:
+            shutil.copyfile(file, Path(staging) / Path(file).name)
         write_model_card(Path(staging) / CARD_FILE, card)
         return registry.register(
             name,
@@ -258,6 +353,7 @@ def _register(
             promoted=outcome.gates.passed,
             card=CARD_FILE,
             version=number,
+            params=fitted.params,
             **fields,
         )
 

@@ -204,7 +204,7 @@ def test_single_class_train_split_is_refused(tmp_path: Path) -> None:
 
 
 def test_select_device() -> None:
-    assert select_device("auto") in ("cpu", "cuda")
+    assert select_device("auto") in ("cpu", "cuda", "xla", "mps")
     assert select_device(" CPU ") == "cpu"
-    with pytest.raises(FtiError, match=r"one of \['auto', 'cpu', 'cuda'\]"):
-        select_device("xla")
+    with pytest.raises(FtiError, match=r"one of \['auto', 'cpu', 'cuda', 'xla', 'mps'\]"):
+        select_device("tpu")
