@@ -55,7 +55,7 @@ def register_model(settings: Settings, seed: int) -> int:
     source = Path(tempfile.mkdtemp())
     save_model(booster, source / MODEL_FILE)
     (source / "model_card.md").write_text("# benchmark model\n")
-    registry = ModelRegistry(settings.registry_dir)
+    registry = ModelRegistry(settings.registry_location)
     name = settings.inference.model_name
     version = registry.register(name, source, gates={"passed": True, "reasons": []},
                                 promoted=True).version
@@ -83,7 +83,7 @@ def produce(settings: Settings, spec: StreamSpec, rate: float = 0.0) -> int:
 
 def raw_limit(settings: Settings, count: int) -> float:
     """Events/s of consume + decode + batch predict with the champion's booster."""
-    registry = ModelRegistry(settings.registry_dir)
+    registry = ModelRegistry(settings.registry_location)
     name = settings.inference.model_name
     booster = load_model(registry.artifact_path(name, registry.alias(name), MODEL_FILE))
     consumer = make_consumer(settings.kafka)
@@ -167,7 +167,7 @@ def latency_run(settings: Settings, rate: float, seconds: float) -> dict[str, fl
         sender.start()
         time.sleep(seconds / 2)
         version = register_model(settings, seed=2)
-        RegistryEventPublisher(settings)(ModelRegistry(settings.registry_dir).event(
+        RegistryEventPublisher(settings)(ModelRegistry(settings.registry_location).event(
             settings.inference.model_name, version, "promoted", CHAMPION))
         sender.join()
         wait(lambda: sum(1 for s in counter.seen if s[0].startswith("tx-99-")) >= spec.count)

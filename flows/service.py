@@ -50,7 +50,7 @@ def prepare_inference(settings: Settings, stop: threading.Event) -> ChampionHold
 
     Return None if `stop` was set before a champion arrived."""
     model = settings.inference.model_name
-    holder = ChampionHolder(ModelRegistry(settings.registry_dir), model)
+    holder = ChampionHolder(ModelRegistry(settings.registry_location), model)
     watcher = RegistryEventWatcher(settings, model, lambda _event: holder.refresh(), stop)
     watcher.start()
     if not watcher.ready.wait(30):
@@ -62,7 +62,7 @@ def prepare_inference(settings: Settings, stop: threading.Event) -> ChampionHold
             return None
         if time.monotonic() > deadline:
             raise FtiError(
-                f"no champion of {model!r} in the registry at {settings.registry_dir} after "
+                f"no champion of {model!r} in the registry at {settings.registry_location} after "
                 f"{settings.inference.wait_for_champion_s:g}s; train one with `fti train`"
             )
         if not logged:

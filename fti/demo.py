@@ -141,7 +141,7 @@ def _drive(
     producer: StreamProducer, deadline: float,
 ) -> bool:
     """Produce until the loop closes (then a short tail); False on time-out."""
-    registry = ModelRegistry(s.registry_dir)
+    registry = ModelRegistry(s.registry_location)
     tail_left: int | None = None
     while time.time() < deadline:
         services.check()
@@ -195,7 +195,7 @@ def _wait_until(condition: Any, timeout_s: float) -> bool:
 def _summary(
     s: Settings, producer: StreamProducer, state: LoopState, started: float
 ) -> dict[str, Any]:
-    registry = ModelRegistry(s.registry_dir)
+    registry = ModelRegistry(s.registry_location)
     model = s.training.model_name
     offline = LanceOfflineStore(s.offline_dir)
     drift = state.first_drift_request()

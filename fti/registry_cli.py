@@ -73,7 +73,7 @@ def run_registry_command(
     """Carry out one registry action; changes publish a registry event through ``publish``
     (default: a ``RegistryEventPublisher`` to Kafka). Returns the exit code."""
     args = _with_defaults(args)
-    registry = ModelRegistry(settings.registry_dir)
+    registry = ModelRegistry(settings.registry_location)
     model = args.model or settings.training.model_name
     if args.action in ("list", "show", "diff"):
         return _READERS[args.action](registry, model, args)

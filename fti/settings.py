@@ -221,6 +221,9 @@ class Settings(BaseSettings):
     inference: InferenceSettings = InferenceSettings()
     online: OnlineStoreSettings = OnlineStoreSettings()
     recovery: RecoverySettings = RecoverySettings()
+    registry_uri: str | None = Field(
+        None, description="Registry on object storage (s3://bucket/prefix); default: data_dir"
+    )
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = Field(
         "text", description="text for terminals; json: one object per line (ts, level, logger, "
@@ -254,8 +257,13 @@ class Settings(BaseSettings):
 
     @property
     def registry_dir(self) -> Path:
-        """Directory of the model registry."""
+        """Directory of the local model registry (under `data_dir`)."""
         return self.data_dir / "registry"
+
+    @property
+    def registry_location(self) -> str | Path:
+        """Where the registry lives: `registry_uri` when set, else `registry_dir`."""
+        return self.registry_uri or self.registry_dir
 
 
 def _config_file() -> Path | None:

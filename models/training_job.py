@@ -299,7 +299,7 @@ def _evaluate_champion(
     settings: Settings, name: str, X: np.ndarray, y: np.ndarray, threshold: float
 ) -> tuple[int | None, dict[str, Any] | None]:
     """Score the current champion (its own trainer kind, sha256 checked) on the same test."""
-    registry = ModelRegistry(settings.registry_dir)
+    registry = ModelRegistry(settings.registry_location)
     version = registry.alias(name, CHAMPION)
     if version is None:
         return None, None
@@ -326,7 +326,7 @@ def _register(
     outcome: _Outcome,
     reason: str,
 ) -> ModelVersion:
-    registry = ModelRegistry(settings.registry_dir)
+    registry = ModelRegistry(settings.registry_location)
     name, number = spec.name, registry.next_version(spec.name)
     fields: dict[str, Any] = {
         "metrics": outcome.metrics,
@@ -362,7 +362,7 @@ def _announce(
     settings: Settings, version: ModelVersion, publish: Publish | None, steps: _Steps
 ) -> None:
     """Promote a passing version, then publish "registered" (and "promoted") events."""
-    registry = ModelRegistry(settings.registry_dir)
+    registry = ModelRegistry(settings.registry_location)
     events = [registry.event(version.model, version.version, "registered")]
     if version.promoted:
         registry.set_alias(version.model, CHAMPION, version.version)
