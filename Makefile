@@ -19,9 +19,11 @@ demo: $(STAMP)
 	$(BIN)/fti demo
 
 test: $(STAMP)
+	bash infra/install-prometheus.sh
 	$(BIN)/python -m pytest
 
 test-fast: $(STAMP)
+	bash infra/install-prometheus.sh
 	$(BIN)/python -m pytest -m "not slow"
 
 lint: $(STAMP)

@@ -53,6 +53,8 @@ class _PartitionReader(StatefulSourcePartition[KafkaRecord, int]):
         self._batch_size, self._stop = batch_size, stop
         self._awake: datetime | None = None
         self._events_in = metrics.EVENTS_IN.labels(flow, topic)
+        self._lag_labels = (flow, topic, str(partition))
+        self._lag = metrics.CONSUMER_LAG.labels(*self._lag_labels)
 
     def next_batch(self) -> list[KafkaRecord]:
         if self._stop is not None and self._stop.is_set():
@@ -75,7 +77,16 @@ class _PartitionReader(StatefulSourcePartition[KafkaRecord, int]):
         else:
             # Sleep a little instead of spinning on an idle partition.
             self._awake = datetime.now(UTC) + _IDLE_WAIT
+        self._report_lag()
         return batch
+
+    def _report_lag(self) -> None:
+        # The high watermark librdkafka cached from the last fetch: no request to the broker.
+        _, high = self._consumer.get_watermark_offsets(
+            TopicPartition(self._topic, self._partition), cached=True
+        )
+        if high >= 0:  # -1001 until the first fetch has answered
+            self._lag.set(max(high - self._next_offset, 0))
 
     def next_awake(self) -> datetime | None:
         return self._awake
@@ -85,6 +96,7 @@ class _PartitionReader(StatefulSourcePartition[KafkaRecord, int]):
 
     def close(self) -> None:
         self._consumer.close()
+        metrics.CONSUMER_LAG.remove(*self._lag_labels)
 
 
 class KafkaPartitionSource(FixedPartitionedSource[KafkaRecord, int]):

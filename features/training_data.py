@@ -50,6 +50,7 @@ SOURCE_COLUMNS: tuple[str, ...] = ("source_topic", "source_partition", "source_o
 #: Columns of a point-in-time joined training table, in order.
 TRAINING_COLUMNS: tuple[str, ...] = (
     "tx_id",
+    "card_id",  # a training helper column (slices, bias checks), never a model input
     "label_time",
     "feature_time",
     *FEATURE_COLUMNS,
@@ -205,8 +206,13 @@ def _feature_side(features: pa.Table) -> pa.Table:
     ordered = features.sort_by([("event_time", "ascending")] + [(s, "ascending") for s in sources])
     ordered = _first_per_key(ordered, ["tx_id", "event_time"], last=True)
     times = ordered["event_time"].cast(_TIME)
+    card_ids = (
+        ordered["card_id"].cast(pa.string()) if "card_id" in ordered.column_names
+        else pa.nulls(ordered.num_rows, pa.string())
+    )
     columns = {
         "tx_id": ordered["tx_id"].cast(pa.string()),
+        "card_id": card_ids,
         "event_time": times,
         "feature_time": times,
     }

@@ -185,6 +185,8 @@ def _count_dlq(rejected: Rejected) -> Rejected:
 def get_flow(settings: Settings, stop: threading.Event | None = None) -> Dataflow:
     """Build the feature dataflow; setting `stop` ends it gracefully (sinks flushed)."""
     topics = settings.topics
+    for topic in (topics.transactions, topics.labels):
+        metrics.DLQ_EVENTS.labels("features", topic)  # exported at 0 before the first one
     flow = Dataflow("features")
     tx_in = op.input(
         "transactions_in", flow,

@@ -17,6 +17,11 @@ RULE_VIOLATIONS = Counter(
     "fti_validation_violations_total", "Validation rules broken, by rule and policy.",
     ["flow", "rule", "policy"],
 )
+CONSUMER_LAG = Gauge(
+    "fti_consumer_lag_records",
+    "Records between a partition's high watermark and the next offset a flow will read.",
+    ["flow", "topic", "partition"],
+)
 FEATURE_ROWS = Counter("fti_feature_rows_total", "Feature rows written.", ["store"])
 FEATURE_WRITE_SECONDS = Histogram(
     "fti_feature_write_seconds", "Time to write one batch to a feature store.", ["store"],
@@ -43,6 +48,10 @@ TRAINING_RUNS = Counter(
     "fti_training_runs_total", "Training jobs by outcome.", ["model", "outcome"]
 )
 CHAMPION_VERSION = Gauge("fti_champion_version", "Version serving as champion.", ["model"])
+CHAMPION_PROMOTED_TIMESTAMP = Gauge(
+    "fti_champion_promoted_timestamp_seconds",
+    "When the champion alias last moved to the version served (Unix seconds).", ["model"],
+)
 PREDICTIONS = Counter("fti_predictions_total", "Predictions published.", ["model", "version"])
 PREDICTION_LATENCY_SECONDS = Histogram(
     "fti_prediction_latency_seconds",

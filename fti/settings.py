@@ -172,6 +172,9 @@ class TrainingSettings(_Section):
     learning_rate: float = Field(0.1, gt=0)
     min_auc: float = Field(0.75, ge=0, le=1)
     max_auc_regression: float = Field(0.02, ge=0, le=1)
+    max_slice_gap: float | None = Field(
+        None, ge=0, le=1, description="Largest recall gap allowed between slices; None: no gate"
+    )
     device: str = "auto"
 
 

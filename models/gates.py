@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from models.slices import LOWER_IS_BETTER, SliceReport, largest_gap
+
 
 @dataclass(frozen=True)
 class GateResult:
@@ -25,13 +27,28 @@ def check_gates(
     champion: dict[str, Any] | None,
     min_auc: float,
     max_auc_regression: float,
+    slice_report: SliceReport | None = None,
+    max_slice_gap: float | None = None,
+    slice_metric: str = "recall",
 ) -> GateResult:
-    """Check a candidate's test metrics against a floor and against the champion.
+    """Check a candidate's test metrics against a floor, against the champion and across slices.
 
     ``champion`` must be the champion's metrics on the SAME test split as the candidate's
     (None when there is no champion). Fails when the candidate's AUC is below ``min_auc``, when
     it is more than ``max_auc_regression`` below the champion's, or when the test split held a
     single class (AUC undefined).
+
+    The slice gate runs only when ``max_slice_gap`` is given: it fails when the best and worst
+    slices of a helper column (`models.slices.largest_gap` of ``slice_report`` on
+    ``slice_metric``) differ by more than ``max_slice_gap``, or when no ``slice_report`` was
+    given. A report without two comparable slices (too few rows) passes.
+
+    >>> from models.slices import evaluate_slices
+    >>> report = evaluate_slices({"country": ["DE", "DE", "FR", "FR"]}, [1, 1, 1, 1],
+    ...                          [0.9, 0.8, 0.9, 0.1], min_rows=2)
+    >>> result = check_gates({"roc_auc": 0.9}, None, 0.75, 0.02, report, max_slice_gap=0.2)
+    >>> print(result.reasons[0])
+    recall gap 0.5 across country > max 0.2: worst slice 'FR' 0.5, best slice 'DE' 1
 
     >>> check_gates({"roc_auc": 0.80}, {"roc_auc": 0.85}, 0.75, 0.02).reasons
     ['roc_auc 0.8 < champion 0.85 - max regression 0.02 = 0.83 (same test split)']
@@ -52,4 +69,21 @@ def check_gates(
                 f"roc_auc {auc:.4g} < champion {float(champion['roc_auc']):.4g} - max regression "
                 f"{max_auc_regression:.4g} = {floor:.4g} (same test split)"
             )
+    if max_slice_gap is not None:
+        reasons.extend(_slice_reasons(slice_report, max_slice_gap, slice_metric))
     return GateResult(passed=not reasons, reasons=reasons)
+
+
+def _slice_reasons(report: SliceReport | None, max_gap: float, metric: str) -> list[str]:
+    """The slice gate's failure reason, if any."""
+    if report is None:
+        return [f"slice gate set (max {metric} gap {max_gap:.4g}) but no slice report was given"]
+    gap = largest_gap(report, metric)
+    if gap is None or gap.gap <= max_gap:
+        return []
+    direction = " (lower is better)" if metric in LOWER_IS_BETTER else ""
+    return [
+        f"{metric} gap {gap.gap:.4g} across {gap.column} > max {max_gap:.4g}: "
+        f"worst slice {gap.worst!r} {gap.worst_value:.4g}, best slice {gap.best!r} "
+        f"{gap.best_value:.4g}{direction}"
+    ]

@@ -15,7 +15,7 @@ import xgboost as xgb
 
 from features.definitions import FEATURE_COLUMNS
 from fti import metrics
-from models.registry import ModelRegistry
+from models.registry import CHAMPION, ModelRegistry
 from models.xgboost_trainer import MODEL_FILE, load_model, predict_scores
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,10 @@ class ChampionHolder:
             model = load_serving_model(self.registry, self.name, version)
             previous, self._current = self._current, model
         metrics.CHAMPION_VERSION.labels(self.name).set(version)
+        promoted = next((e.at for e in reversed(self.registry.history(self.name))
+                         if e.alias == CHAMPION and e.to_version == version), None)
+        if promoted is not None:
+            metrics.CHAMPION_PROMOTED_TIMESTAMP.labels(self.name).set(promoted.timestamp())
         metrics.MODEL_SWAPS.labels(self.name).inc()
         log.info(
             "serving %s v%d (was %s)", self.name, version, previous.version if previous else None

@@ -41,6 +41,7 @@ class ModelSpec:
     kind: TrainerKind
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     min_auc: float = 0.75
+    max_slice_gap: float | None = None
     max_auc_regression: float = 0.02
     device: str = "auto"
 
@@ -54,7 +55,8 @@ class ModelSpec:
 
 def _gates(settings: Settings) -> dict[str, Any]:
     t = settings.training
-    return {"min_auc": t.min_auc, "max_auc_regression": t.max_auc_regression, "device": t.device}
+    return {"min_auc": t.min_auc, "max_auc_regression": t.max_auc_regression,
+            "max_slice_gap": t.max_slice_gap, "device": t.device}
 
 
 def fraud_xgb(settings: Settings) -> ModelSpec:

@@ -24,7 +24,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from tqdm import tqdm
 
 from features.definitions import FEATURE_COLUMNS
@@ -37,16 +36,14 @@ from features.training_data import (
 from fti.errors import FtiError
 from fti.events import RegistryEvent
 from fti.settings import Settings
+from models.assessment import Assessment, assess, card_evidence
 from models.devices import describe_device, select_device
-from models.evaluation import evaluate
-from models.gates import GateResult, check_gates
 from models.job_workdir import job_workdir
 from models.model_card import CARD_FILE, ModelCardInfo, write_model_card
-from models.registry import CHAMPION, ModelRegistry, ModelVersion
+from models.registry import CHAMPION, Lineage, ModelRegistry, ModelVersion
 from models.specs import SPECS, ModelSpec, spec_for
-from models.trainers import FitResult, LoadedModel, load_version, trainer_for
+from models.trainers import FitResult, LoadedModel, trainer_for
 from models.trainers.base import artifact_dir
-from models.xgboost_trainer import features_matrix, labels_vector
 
 logger = logging.getLogger(__name__)
 
@@ -253,58 +250,34 @@ def _fit(
     return _Fitted(result, trainer.load(artifact_dir(result.files)), params)
 
 
-@dataclass(frozen=True)
-class _Outcome:
-    metrics: dict[str, Any]
-    champion_version: int | None
-    champion_metrics: dict[str, Any] | None
-    gates: GateResult
-
-
 def _evaluate(
     settings: Settings,
     spec: ModelSpec,
     dataset: TrainingDataset,
     candidate: LoadedModel,
     steps: _Steps,
-) -> _Outcome:
-    X, y = features_matrix(dataset.split.test), labels_vector(dataset.split.test)
-    threshold = settings.inference.threshold
-    metrics = evaluate(y, candidate.predict(X), threshold)
+) -> Assessment:
+    registry = ModelRegistry(settings.registry_location)
+    result = assess(registry, spec, dataset.split.test, candidate, settings.inference.threshold)
+    metrics = result.metrics
     steps.done(
-        "candidate on test: roc_auc %.4f, f1 %.4f, %d rows",
-        metrics["roc_auc"],
-        metrics["f1"],
-        metrics["rows"],
+        "candidate on test: roc_auc %.4f, pr_auc %.4f, f1 %.4f, %d rows",
+        metrics["roc_auc"], metrics["pr_auc"], metrics["f1"], metrics["rows"],
     )
-    champion_version, champion_metrics = _evaluate_champion(settings, spec.name, X, y, threshold)
-    if champion_version is None:
+    if result.champion_version is None:
         steps.done("no champion yet; the candidate is gated on thresholds only")
     else:
         steps.done(
             "champion v%d on the same test: roc_auc %.4f",
-            champion_version,
-            champion_metrics["roc_auc"],
+            result.champion_version, result.champion_metrics["roc_auc"],
         )
-    gates = check_gates(metrics, champion_metrics, spec.min_auc, spec.max_auc_regression)
+    gates = result.gates
     steps.done(
         "gates %s%s",
         "passed" if gates.passed else "failed",
         "" if gates.passed else ": " + "; ".join(gates.reasons),
     )
-    return _Outcome(metrics, champion_version, champion_metrics, gates)
-
-
-def _evaluate_champion(
-    settings: Settings, name: str, X: np.ndarray, y: np.ndarray, threshold: float
-) -> tuple[int | None, dict[str, Any] | None]:
-    """Score the current champion (its own trainer kind, sha256 checked) on the same test."""
-    registry = ModelRegistry(settings.registry_location)
-    version = registry.alias(name, CHAMPION)
-    if version is None:
-        return None, None
-    champion = load_version(registry, name, version)
-    return version, evaluate(y, champion.predict(X), threshold)
+    return result
 
 
 def _card_params(params: dict[str, Any]) -> dict[str, Any]:
@@ -323,7 +296,7 @@ def _register(
     dataset: TrainingDataset,
     dataset_version: int,
     fitted: _Fitted,
-    outcome: _Outcome,
+    outcome: Assessment,
     reason: str,
 ) -> ModelVersion:
     registry = ModelRegistry(settings.registry_location)
@@ -336,16 +309,18 @@ def _register(
         "champion_version": outcome.champion_version,
         "reason": reason,
     }
-    card = ModelCardInfo(
-        model=name,
-        version=number,
-        created_at=datetime.now(UTC),
-        params=_card_params(fitted.params),
-        **fields,
-    )
+    lineage = Lineage(feature_view=dataset.record.view, dataset_version=dataset_version,
+                      table_versions=dataset.record.table_versions)
     with tempfile.TemporaryDirectory(prefix="fti-stage-") as staging:
         for file in fitted.result.files:
             shutil.copyfile(file, Path(staging) / Path(file).name)
+        evidence = card_evidence(Path(staging), fitted.result.history, dataset.split.test,
+                                 fitted.model, outcome, settings.inference.threshold)
+        card = ModelCardInfo(
+            model=name, version=number, created_at=datetime.now(UTC),
+            params=_card_params(fitted.params), device=fitted.params["device_info"],
+            duration_s=fitted.params["fit_seconds"], lineage=lineage, **evidence, **fields,
+        )
         write_model_card(Path(staging) / CARD_FILE, card)
         return registry.register(
             name,
@@ -354,6 +329,9 @@ def _register(
             card=CARD_FILE,
             version=number,
             params=fitted.params,
+            signature=evidence["signature"],
+            lineage=lineage,
+            device=fitted.params["device"],
             **fields,
         )
 
@@ -365,7 +343,11 @@ def _announce(
     registry = ModelRegistry(settings.registry_location)
     events = [registry.event(version.model, version.version, "registered")]
     if version.promoted:
-        registry.set_alias(version.model, CHAMPION, version.version)
+        # Promotion is automatic when the gates pass: the gates are the approver of record.
+        why = f"gates passed (training triggered by {version.reason or 'manual'})"
+        registry.approve(version.model, version.version, why, actor="fti-gates")
+        registry.set_alias(version.model, CHAMPION, version.version, reason=why,
+                           actor="fti-gates")
         events.append(registry.event(version.model, version.version, "promoted", CHAMPION))
     for event in events:
         if publish is not None:

@@ -36,4 +36,7 @@ def test_demo_closes_the_loop(tmp_path: Path) -> None:
         [sys.executable, "-m", "fti", "registry", "list"], cwd=tmp_path, env=env,
         capture_output=True, text=True, timeout=60,
     )
-    assert registry.returncode == 0 and "*" in registry.stdout, registry.stdout + registry.stderr
+    assert registry.returncode == 0, registry.stdout + registry.stderr
+    champion_line = next(line for line in registry.stdout.splitlines() if "champion" in line)
+    assert champion_line.split()[0] == str(summary["champion_version"])
+    assert "approved" in champion_line  # promoted by its gates, recorded as the approver

@@ -85,13 +85,14 @@ def _brute_force_join(features: pa.Table, labels: pa.Table) -> list[tuple]:
         out.append(
             (
                 label["tx_id"],
+                best["card_id"],
                 label["event_time"],
                 best["event_time"],
                 *[best[name] for name in FEATURE_COLUMNS],
                 label["is_fraud"],
             )
         )
-    return sorted(out, key=lambda r: (r[1], r[0], r[-1]))
+    return sorted(out, key=lambda r: (r[2], r[0], r[-1]))
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -102,7 +103,7 @@ def test_point_in_time_join_matches_brute_force(seed: int) -> None:
     got = [tuple(row.values()) for row in joined.to_pylist()]
     expected = _brute_force_join(features, labels)
     assert len(expected) < labels.num_rows  # some labels had no feature row in time
-    assert [r[:3] + r[-1:] for r in got] == [r[:3] + r[-1:] for r in expected]
+    assert [r[:4] + r[-1:] for r in got] == [r[:4] + r[-1:] for r in expected]
     assert got == expected
 
 

@@ -122,7 +122,10 @@ def test_first_run_promotes_and_publishes(store: Settings) -> None:
     assert registry.alias("fraud-xgb") == 1
     version = registry.get("fraud-xgb", 1)
     assert version.promoted and version.gates.passed and version.reason == "manual"
-    assert set(version.files) == {"model.ubj", "model_card.md"}
+    plots = {"roc.png", "pr.png", "confusion.png", "loss.png", "slices.png", "importance.png"}
+    assert set(version.files) == {"model.ubj", "model_card.md"} | plots
+    card = (store.registry_dir / "fraud-xgb" / "1" / "model_card.md").read_text()
+    assert "![ROC](roc.png)" in card and "pr_auc" in card.lower()
     for name, digest in version.files.items():
         assert sha256_file(store.registry_dir / "fraud-xgb" / "1" / name) == digest
     assert [(e.event, e.version, e.alias) for e in events] == [

@@ -1,0 +1,82 @@
+"""How a candidate is judged: test metrics, the champion on the same test, slices, gates;
+and the evidence the model card shows (plots, importance, signature, dependencies)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from features.definitions import FEATURE_COLUMNS
+from models.evaluation import evaluate
+from models.gates import GateResult, check_gates
+from models.importance import feature_importance
+from models.model_card import build_card_assets, installed_versions
+from models.registry import CHAMPION, ModelRegistry, Signature
+from models.slices import SliceReport, evaluate_slices, fraud_slice_columns
+from models.specs import ModelSpec
+from models.trainers import LoadedModel, load_version
+from models.xgboost_trainer import features_matrix, labels_vector
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """A candidate's results on the test split, next to the champion's on the same rows."""
+
+    metrics: dict[str, Any]
+    scores: np.ndarray
+    champion_version: int | None
+    champion_metrics: dict[str, Any] | None
+    champion_scores: np.ndarray | None
+    slices: SliceReport
+    gates: GateResult
+
+
+def assess(
+    registry: ModelRegistry, spec: ModelSpec, test: pa.Table, candidate: LoadedModel,
+    threshold: float,
+) -> Assessment:
+    """Score candidate and champion (sha256-checked, its own trainer) on `test`; gate."""
+    X, y = features_matrix(test), labels_vector(test)
+    scores = candidate.predict(X)
+    metrics = evaluate(y, scores, threshold)
+    champion_version = registry.alias(spec.name, CHAMPION)
+    champion_scores = champion_metrics = None
+    if champion_version is not None:
+        champion_scores = load_version(registry, spec.name, champion_version).predict(X)
+        champion_metrics = evaluate(y, champion_scores, threshold)
+    slices = evaluate_slices(fraud_slice_columns(test), y, scores, None, threshold)
+    gates = check_gates(
+        metrics, champion_metrics, spec.min_auc, spec.max_auc_regression,
+        slice_report=slices, max_slice_gap=spec.max_slice_gap,
+    )
+    return Assessment(metrics, scores, champion_version, champion_metrics, champion_scores,
+                      slices, gates)
+
+
+def card_evidence(
+    workdir: Path, history: dict[str, list[float]], test: pa.Table, model: LoadedModel,
+    assessment: Assessment, threshold: float,
+) -> dict[str, Any]:
+    """Write the card's plots into `workdir`; return the extra `ModelCardInfo` fields."""
+    X, y = features_matrix(test), labels_vector(test)
+    importance = feature_importance(model, X, y, FEATURE_COLUMNS)
+    plots = build_card_assets(
+        workdir, history, y, assessment.scores, assessment.champion_scores,
+        assessment.slices, importance, threshold,
+    )
+    return {
+        "plots": plots,
+        "slices": assessment.slices,
+        "importance": importance,
+        "dependencies": installed_versions(),
+        "signature": model_signature(),
+    }
+
+
+def model_signature() -> Signature:
+    """The fraud models' signature: the features in order, one float score out."""
+    return Signature.of(FEATURE_COLUMNS, "float32", ("fraud_score", "float32"))
