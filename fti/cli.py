@@ -108,7 +108,9 @@ def cmd_store(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-BENCHMARKS = ("feature-ingest", "online-lookup", "pit-join", "inference", "detectors")
+BENCHMARKS = (
+    "feature-ingest", "online-lookup", "pit-join", "inference", "detectors", "soak",
+)
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
