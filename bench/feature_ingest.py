@@ -62,7 +62,7 @@ def pipeline_rate(settings: Settings, count: int, bad: int) -> float:
     import threading
 
     stop = threading.Event()
-    offline = LanceOfflineStore(settings.offline_dir)
+    offline = LanceOfflineStore(settings.offline_location)
     thread = threading.Thread(target=run_main, args=(features.get_flow(settings, stop),))
     start = time.perf_counter()
     thread.start()

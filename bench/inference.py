@@ -220,7 +220,7 @@ def main(events: int, latency_seconds: float = 10.0) -> dict[str, Any]:
         ensure_topics(settings.kafka, settings.topics)
         register_model(settings, seed=1)
         count = produce(settings, StreamSpec(count=events, seed=5))
-        offline = LanceOfflineStore(settings.offline_dir)
+        offline = LanceOfflineStore(settings.offline_location)
         thread, stop = run_flow(lambda s: features.get_flow(settings, s))
         wait(lambda: offline.count(FEATURES_TABLE) >= count)
         stop.set()

@@ -110,7 +110,7 @@ def create_dataset(
     join = feature_view(view)
     spec = _split_spec(split, fractions, gap, ranges)
     step = on_step or (lambda name: None)
-    snapshot = _read_labelled(settings.offline_dir)
+    snapshot = _read_labelled(settings.offline_location)
     step(CREATE_STEPS[0])
     joined = join(snapshot.features, snapshot.labels)
     if joined.num_rows == 0:
@@ -156,8 +156,8 @@ def read_dataset(settings: Settings, n: int) -> Split:
             test_fraction=record.test_fraction,
             seed=record.seed,
         )
-        return build_dataset(settings.offline_dir, training, record.table_versions).split
-    snapshot = read_offline(settings.offline_dir, record.table_versions)
+        return build_dataset(settings.offline_location, training, record.table_versions).split
+    snapshot = read_offline(settings.offline_location, record.table_versions)
     joined = feature_view(record.view)(snapshot.features, snapshot.labels)
     return apply_split(
         joined,
@@ -201,9 +201,9 @@ def _split_spec(
     return {"ranges": {name: tuple(ranges[name]) for name in SPLIT_NAMES}}
 
 
-def _read_labelled(offline_dir: Path) -> OfflineSnapshot:
+def _read_labelled(offline_dir: Path | str) -> OfflineSnapshot:
     """Both offline tables, latest versions pinned; FtiError if there is nothing labelled."""
-    if not Path(offline_dir).is_dir():
+    if "://" not in str(offline_dir) and not Path(offline_dir).is_dir():
         raise _no_labelled_rows(offline_dir)
     tables = lancedb.connect(str(offline_dir)).list_tables().tables
     if not {FEATURES_TABLE, LABELS_TABLE} <= set(tables):
@@ -211,7 +211,7 @@ def _read_labelled(offline_dir: Path) -> OfflineSnapshot:
     return read_offline(offline_dir)
 
 
-def _no_labelled_rows(offline_dir: Path) -> FtiError:
+def _no_labelled_rows(offline_dir: Path | str) -> FtiError:
     return FtiError(f"no labelled rows in {offline_dir}; run the feature flow / fti demo first")
 
 

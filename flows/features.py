@@ -109,7 +109,7 @@ class _FeatureStorePartition(StatelessSinkPartition[tuple[str, FeatureRow]]):
     def __init__(self, settings: Settings) -> None:
         self._online = open_online_store(settings)
         metrics.FEATURE_FRESHNESS.set_function(lambda: freshness_seconds(self._online) or 0.0)
-        self._offline = LanceOfflineStore(settings.offline_dir)
+        self._offline = LanceOfflineStore(settings.offline_location)
 
     def write_batch(self, items: list[tuple[str, FeatureRow]]) -> None:
         latest: dict[str, FeatureRow] = {}
@@ -160,7 +160,7 @@ class FeatureStoreSink(DynamicSink[tuple[str, FeatureRow]]):
 
 class _LabelPartition(StatelessSinkPartition[dict[str, Any]]):
     def __init__(self, settings: Settings) -> None:
-        self._offline = LanceOfflineStore(settings.offline_dir)
+        self._offline = LanceOfflineStore(settings.offline_location)
 
     def write_batch(self, items: list[dict[str, Any]]) -> None:
         self._offline.append_once(LABELS_TABLE, LABELS_SCHEMA, items)

@@ -1,14 +1,18 @@
 """Inference flow: transactions + online features → champion model → `predictions`.
 
 The champion is followed through `registry.events` and swapped between batches without a
-restart. Invalid transactions are skipped here (the feature flow sends them to the DLQ).
+restart. Optionally (`shadow`), the `challenger` alias scores the same batches into
+`predictions.shadow`; only the champion's predictions reach `predictions`. Invalid
+transactions are skipped here (the feature flow sends them to the DLQ).
 Run it with ``fti flow inference`` or ``python -m bytewax.run flows.inference:flow``.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -20,12 +24,23 @@ from bytewax.dataflow import Dataflow
 from connectors.kafka_sink import KafkaProducerSink, OutMessage
 from connectors.kafka_source import KafkaPartitionSource, KafkaRecord
 from connectors.online_store import open_online_store
+from connectors.registry_events import RegistryEventWatcher
 from features.serving import feature_vector
+from flows.live_metrics import count_shadow
 from fti import metrics
-from fti.errors import EventError
-from fti.events import Prediction, Transaction, parse_transaction
+from fti.errors import EventError, FtiError
+from fti.events import Prediction, RegistryEvent, Transaction, parse_transaction
 from fti.settings import Settings, ValidationSettings
-from models.serving import ChampionHolder
+from models.registry import CHALLENGER, ModelRegistry
+from models.serving import (
+    AliasHolder,
+    ChallengerHolder,
+    ChampionHolder,
+    ServingModel,
+    count_shadow_error,
+)
+
+log = logging.getLogger(__name__)
 
 
 def parse_or_skip(record: KafkaRecord, rules: ValidationSettings) -> Transaction | None:
@@ -36,14 +51,45 @@ def parse_or_skip(record: KafkaRecord, rules: ValidationSettings) -> Transaction
         return None
 
 
-class BatchScorer:
-    """Scores a batch of transactions with one model version: one lookup, one predict."""
+SHADOW_TOPIC = "predictions.shadow"
 
-    def __init__(self, settings: Settings, champion: ChampionHolder) -> None:
+
+@dataclass
+class ShadowStats:
+    """What shadow scoring did in this process: predictions, agreements, failures."""
+
+    scored: int = 0
+    agreed: int = 0
+    errors: int = 0
+
+    @property
+    def agreement_rate(self) -> float | None:
+        """Share of shadow labels equal to the champion's (None before any)."""
+        return self.agreed / self.scored if self.scored else None
+
+
+class BatchScorer:
+    """Scores a batch of transactions with one model version: one lookup, one predict.
+
+    With `shadow` on and a challenger loaded, the same feature matrix is also scored by the
+    challenger; its predictions go to `shadow_topic` only, after the champion's, and any
+    error there is counted and logged once per version, never raised.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        champion: ChampionHolder,
+        challenger: AliasHolder | None = None,
+        shadow: bool = False,
+        shadow_topic: str = SHADOW_TOPIC,
+    ) -> None:
         self.store = open_online_store(settings)
-        self.champion = champion
+        self.champion, self.challenger, self.shadow = champion, challenger, shadow
         self.threshold = settings.inference.threshold
-        self.topic = settings.topics.predictions
+        self.topic, self.shadow_topic = settings.topics.predictions, shadow_topic
+        self.shadow_stats = ShadowStats()
+        self._failed_versions: set[int] = set()
 
     def __call__(self, batch: list[Transaction]) -> list[OutMessage]:
         started = time.perf_counter()
@@ -56,23 +102,91 @@ class BatchScorer:
         )
         scores = model.score(matrix)
         latency_ms = (time.perf_counter() - started) * 1000
+        out = self._messages(self.topic, model, batch, scores, latency_ms)
+        metrics.PREDICTIONS.labels(model.name, str(model.version)).inc(len(out))
+        metrics.PREDICTION_LATENCY_SECONDS.observe(latency_ms / 1000)
+        if self.shadow and self.challenger is not None:
+            out.extend(self._shadow(batch, matrix, scores >= self.threshold))
+        return out
+
+    def _messages(
+        self, topic: str, model: ServingModel, batch: list[Transaction], scores: np.ndarray,
+        latency_ms: float,
+    ) -> list[OutMessage]:
         now = datetime.now(UTC)
-        out = []
+        out: list[OutMessage] = []
         for tx, score in zip(batch, scores, strict=True):
             prediction = Prediction(
                 tx_id=tx.tx_id, score=float(score), label=int(score >= self.threshold),
                 model=model.name, version=model.version, latency_ms=latency_ms, ts=now,
             )
-            out.append((self.topic, tx.tx_id.encode(), prediction.to_json()))
-        metrics.PREDICTIONS.labels(model.name, str(model.version)).inc(len(out))
-        metrics.PREDICTION_LATENCY_SECONDS.observe(latency_ms / 1000)
+            out.append((topic, tx.tx_id.encode(), prediction.to_json()))
+        return out
+
+    def _shadow(
+        self, batch: list[Transaction], matrix: np.ndarray, champion_labels: np.ndarray
+    ) -> list[OutMessage]:
+        """The challenger's predictions for `batch`, or none if there is none or it fails."""
+        challenger = self.challenger.current if self.challenger else None
+        if challenger is None:
+            return []
+        try:
+            started = time.perf_counter()
+            scores = challenger.score(matrix)
+            latency_ms = (time.perf_counter() - started) * 1000
+            out = self._messages(self.shadow_topic, challenger, batch, scores, latency_ms)
+        except Exception as ex:  # noqa: BLE001 - the champion's predictions must still go out
+            self.shadow_stats.errors += 1
+            count_shadow_error(challenger.name, "score")
+            if challenger.version not in self._failed_versions:
+                self._failed_versions.add(challenger.version)
+                log.warning("shadow scoring with %s v%d failed (logged once per version): %r",
+                            challenger.name, challenger.version, ex)
+            return []
+        agreed = int(np.sum((scores >= self.threshold) == champion_labels))
+        self.shadow_stats.scored += len(out)
+        self.shadow_stats.agreed += agreed
+        count_shadow(challenger.name, challenger.version, len(out), agreed)
         return out
 
 
+def follow_challenger(settings: Settings, stop: threading.Event | None = None) -> ChallengerHolder:
+    """A challenger holder that follows `registry.events` (alias "challenger") until `stop`."""
+    model = settings.inference.model_name
+    holder = ChallengerHolder(ModelRegistry(settings.registry_location), model)
+
+    def on_change(event: RegistryEvent) -> None:
+        if event.alias == CHALLENGER:
+            holder.refresh()
+
+    watcher = RegistryEventWatcher(settings, model, on_change, stop)
+    watcher.start()
+    if not watcher.ready.wait(30):
+        raise FtiError("could not start following registry.events within 30s")
+    holder.refresh()  # after `ready`, so a promotion in between is not missed
+    return holder
+
+
 def get_flow(
-    settings: Settings, champion: ChampionHolder, stop: threading.Event | None = None
+    settings: Settings,
+    champion: ChampionHolder,
+    stop: threading.Event | None = None,
+    challenger: AliasHolder | None = None,
+    shadow: bool | None = None,
+    shadow_topic: str | None = None,
 ) -> Dataflow:
-    """Build the inference dataflow around a champion holder that already has a model."""
+    """Build the inference dataflow around a champion holder that already has a model.
+
+    `shadow` (default: `settings.inference.shadow`, off) also scores each batch with the
+    challenger into `shadow_topic` (default: `settings.topics.shadow_predictions`); without a
+    `challenger` holder, one that follows the registry is started.
+    """
+    if shadow is None:
+        shadow = bool(getattr(settings.inference, "shadow", False))
+    if shadow_topic is None:
+        shadow_topic = getattr(settings.topics, "shadow_predictions", SHADOW_TOPIC)
+    if shadow and challenger is None:
+        challenger = follow_challenger(settings, stop)
     flow = Dataflow("inference")
     tx_in = op.input(
         "transactions_in", flow,
@@ -81,7 +195,8 @@ def get_flow(
         ),
     )  # KafkaRecord
     txs = op.filter_map("parse", tx_in, partial(parse_or_skip, rules=settings.validation))
-    predictions = op.flat_map_batch("score", txs, BatchScorer(settings, champion))
+    scorer = BatchScorer(settings, champion, challenger, shadow, shadow_topic)
+    predictions = op.flat_map_batch("score", txs, scorer)  # (topic, tx_id, prediction json)
     op.output("predictions_out", predictions, KafkaProducerSink(settings.kafka))
     return flow
 

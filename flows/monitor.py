@@ -4,6 +4,8 @@ Predictions are joined with their labels by `tx_id` to get the live error stream
 transaction gives one value per monitored feature (`MonitorConfig.features`: `amount`, as
 log1p, and any of `channel_code`, `hour_of_day` from `features.windows.event_features`);
 every observation then meets one `RetrainPolicy` per model, which writes `retrain.requests`.
+Each joined prediction also updates the model version's live accuracy, precision and recall
+over a sliding window (`flows.live_metrics`).
 Run it with ``fti flow monitor`` or ``python -m bytewax.run flows.monitor:flow``.
 """
 
@@ -13,6 +15,7 @@ import json
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +25,7 @@ from bytewax.dataflow import Dataflow
 from connectors.kafka_sink import KafkaProducerSink, OutMessage
 from connectors.kafka_source import KafkaPartitionSource, KafkaRecord
 from features.windows import event_features
+from flows.live_metrics import DEFAULT_WINDOW, LiveMetrics, LiveMetricsBook, export
 from fti import metrics
 from fti.errors import ConfigError, EventError
 from fti.events import (
@@ -110,10 +114,23 @@ def to_observations(
     return []
 
 
-def join_prediction_label(
+@dataclass(frozen=True)
+class LabelledPrediction:
+    """A prediction that met its label (`actual`: 1 for fraud)."""
+
+    prediction: Prediction
+    actual: int
+
+    def error(self) -> ErrorObserved:
+        """The policy's view: 1 when the predicted label was wrong."""
+        p = self.prediction
+        return ErrorObserved(p.tx_id, p.version, int(p.label != self.actual))
+
+
+def join_labelled(
     state: Joined | None, value: Prediction | bool
-) -> tuple[Joined | None, list[ErrorObserved]]:
-    """Stateful, keyed by tx_id: emit the error once both the prediction and label arrived."""
+) -> tuple[Joined | None, list[LabelledPrediction]]:
+    """Stateful, keyed by tx_id: emit the pair once both the prediction and label arrived."""
     prediction, label = state or (None, None)
     if isinstance(value, Prediction):
         prediction = value
@@ -121,8 +138,32 @@ def join_prediction_label(
         label = value
     if prediction is None or label is None:
         return (prediction, label), []
-    error = int(prediction.label != int(label))
-    return None, [ErrorObserved(prediction.tx_id, prediction.version, error)]
+    return None, [LabelledPrediction(prediction, int(label))]
+
+
+def join_prediction_label(
+    state: Joined | None, value: Prediction | bool
+) -> tuple[Joined | None, list[ErrorObserved]]:
+    """Stateful, keyed by tx_id: emit the error once both the prediction and label arrived."""
+    state, joined = join_labelled(state, value)
+    return state, [pair.error() for pair in joined]
+
+
+def update_live_metrics(settings: Settings) -> Any:
+    """The live-metrics step's mapper: one `LiveMetricsBook` per model key, exported on
+    every labelled prediction (sliding window of `monitor.live_window`, default 1000)."""
+    size = int(getattr(settings.monitor, "live_window", DEFAULT_WINDOW))
+
+    def step(
+        book: LiveMetricsBook | None, pair: LabelledPrediction
+    ) -> tuple[LiveMetricsBook, LiveMetrics]:
+        p = pair.prediction
+        book = book or LiveMetricsBook(p.model, size=size)
+        window = book.update(p.version, p.label, pair.actual)
+        export(p.model, p.version, window)
+        return book, window
+
+    return step
 
 
 def apply_policy(settings: Settings) -> Any:
@@ -160,7 +201,13 @@ def get_flow(settings: Settings, stop: threading.Event | None = None) -> Dataflo
     )  # KafkaRecord
     routed = op.flat_map("route", records, lambda r: to_observations(r, settings, features))
     split = op.branch("to_policy", routed, lambda kv: kv[0] == "policy")
-    errors = op.stateful_flat_map("join_labels", split.falses, join_prediction_label)
+    joined = op.stateful_flat_map("join_labels", split.falses, join_labelled)
+    # (tx_id, LabelledPrediction)
+    errors = op.map("to_error", joined, lambda kv: (kv[0], kv[1].error()))
+    by_served = op.key_on("key_served_model", op.map("labelled", joined, lambda kv: kv[1]),
+                          lambda pair: pair.prediction.model)
+    op.stateful_map("live_metrics", by_served, update_live_metrics(settings))
+    # (model, LiveMetrics): exported as gauges inside the step, so the stream ends here
     observations = op.merge(
         "observations", op.map("policy_input", split.trues, lambda kv: kv[1]),
         op.map("error_input", errors, lambda kv: kv[1]),

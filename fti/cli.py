@@ -96,7 +96,7 @@ def cmd_store(args: argparse.Namespace, settings: Settings) -> int:
 
     from connectors.offline_store import LanceOfflineStore
 
-    store = LanceOfflineStore(settings.offline_dir)
+    store = LanceOfflineStore(settings.offline_location)
     names = [args.table] if args.table else store.table_names()
     if not names:
         raise FtiError(f"no tables in the offline store at {settings.offline_dir}")

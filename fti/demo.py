@@ -170,7 +170,7 @@ def _drive(
 
 
 def _stores_caught_up(s: Settings, producer: StreamProducer, watcher: LoopWatcher) -> bool:
-    offline = LanceOfflineStore(s.offline_dir)
+    offline = LanceOfflineStore(s.offline_location)
     produced = producer.counts.transactions
     valid = produced - producer.counts.bad_transactions
     with watcher.lock:
@@ -197,7 +197,7 @@ def _summary(
 ) -> dict[str, Any]:
     registry = ModelRegistry(s.registry_location)
     model = s.training.model_name
-    offline = LanceOfflineStore(s.offline_dir)
+    offline = LanceOfflineStore(s.offline_location)
     drift = state.first_drift_request()
     new_version = state.promoted_after_drift()
     first_drifted = producer.counts.first_drifted_at

@@ -58,6 +58,32 @@ PREDICTION_LATENCY_SECONDS = Histogram(
     "From the transaction being read to its prediction being handed to the producer.",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
 )
+LIVE_ACCURACY = Gauge(
+    "fti_live_accuracy", "Accuracy over the last N labelled predictions.", ["model", "version"]
+)
+LIVE_PRECISION = Gauge(
+    "fti_live_precision", "Precision (fraud = positive) over the last N labelled predictions.",
+    ["model", "version"],
+)
+LIVE_RECALL = Gauge(
+    "fti_live_recall", "Recall (fraud = positive) over the last N labelled predictions.",
+    ["model", "version"],
+)
+LABELLED_PREDICTIONS = Counter(
+    "fti_labelled_predictions_total", "Predictions joined with their label.", ["model", "version"]
+)
+SHADOW_PREDICTIONS = Counter(
+    "fti_shadow_predictions_total", "Challenger predictions written to predictions.shadow.",
+    ["model", "version"],
+)
+SHADOW_AGREEMENTS = Counter(
+    "fti_shadow_agreements_total", "Shadow predictions whose label equals the champion's.",
+    ["model", "version"],
+)
+SHADOW_ERRORS = Counter(
+    "fti_shadow_errors_total", "Shadow-scoring failures (challenger load or predict).",
+    ["model", "stage"],
+)
 MODEL_SWAPS = Counter("fti_model_swaps_total", "Hot swaps of the serving model.", ["model"])
 
 

@@ -80,6 +80,7 @@ class TopicSettings(_Section):
     retrain_requests: str = "retrain.requests"
     registry_events: str = "registry.events"
     predictions: str = "predictions"
+    shadow_predictions: str = "predictions.shadow"
     partitions: int = Field(1, ge=1)
 
     def all(self) -> list[str]:
@@ -91,6 +92,7 @@ class TopicSettings(_Section):
             self.retrain_requests,
             self.registry_events,
             self.predictions,
+            self.shadow_predictions,
         ]
 
 
@@ -157,6 +159,7 @@ class MonitorSettings(_Section):
     debounce: int = Field(1, ge=1, description="Signals needed to confirm a detection")
     debounce_within: int = Field(1000, ge=1, description="...each within this many values")
     persist: int = Field(0, ge=0, description="Or: the shift persists over this many values")
+    live_window: int = Field(1000, ge=1, description="Labelled predictions in the live metrics")
 
 
 class TrainingSettings(_Section):
@@ -201,6 +204,7 @@ class InferenceSettings(_Section):
     model_name: str = "fraud-xgb"
     threshold: float = Field(0.5, gt=0, lt=1)
     wait_for_champion_s: float = Field(600.0, ge=0)
+    shadow: bool = Field(False, description="Also score with the challenger, to predictions.shadow")
 
 
 class Settings(BaseSettings):
@@ -224,6 +228,9 @@ class Settings(BaseSettings):
     inference: InferenceSettings = InferenceSettings()
     online: OnlineStoreSettings = OnlineStoreSettings()
     recovery: RecoverySettings = RecoverySettings()
+    offline_uri: str | None = Field(
+        None, description="Offline store on object storage (s3://bucket/prefix); default: data_dir"
+    )
     registry_uri: str | None = Field(
         None, description="Registry on object storage (s3://bucket/prefix); default: data_dir"
     )
@@ -257,6 +264,11 @@ class Settings(BaseSettings):
     def offline_dir(self) -> Path:
         """LanceDB directory of the offline store."""
         return self.data_dir / "offline"
+
+    @property
+    def offline_location(self) -> str | Path:
+        """Where the offline store lives: `offline_uri` when set, else `offline_dir`."""
+        return self.offline_uri or self.offline_dir
 
     @property
     def registry_dir(self) -> Path:

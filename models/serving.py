@@ -15,7 +15,7 @@ import xgboost as xgb
 
 from features.definitions import FEATURE_COLUMNS
 from fti import metrics
-from models.registry import CHAMPION, ModelRegistry
+from models.registry import CHALLENGER, CHAMPION, ModelRegistry
 from models.xgboost_trainer import MODEL_FILE, load_model, predict_scores
 
 log = logging.getLogger(__name__)
@@ -42,34 +42,88 @@ def load_serving_model(registry: ModelRegistry, name: str, version: int) -> Serv
     return model
 
 
-class ChampionHolder:
-    """Holds the current champion of one model; `refresh` follows the registry alias."""
+class AliasHolder:
+    """Holds the version one registry alias of a model points to; `refresh` follows it.
 
-    def __init__(self, registry: ModelRegistry, name: str) -> None:
-        self.registry, self.name = registry, name
+    A swap loads the new version aside and then replaces one reference, so readers of
+    `current` never wait and a batch keeps the model it started with.
+    """
+
+    def __init__(self, registry: ModelRegistry, name: str, alias: str = CHAMPION) -> None:
+        self.registry, self.name, self.alias = registry, name, alias
         self._current: ServingModel | None = None
         self._lock = threading.Lock()  # one load at a time; readers never wait
 
     @property
     def current(self) -> ServingModel | None:
-        """The model to score with now (None before any champion exists)."""
+        """The model to score with now (None before the alias points anywhere)."""
         return self._current
 
     def refresh(self) -> bool:
         """Load the alias' version if it differs from the one served; True if it swapped."""
         with self._lock:
-            version = self.registry.alias(self.name)
+            version = self.registry.alias(self.name, self.alias)
             if version is None or (self._current and self._current.version == version):
                 return False
             model = load_serving_model(self.registry, self.name, version)
             previous, self._current = self._current, model
+        self._swapped(version)
+        log.info("serving %s %s v%d (was %s)", self.name, self.alias, version,
+                 previous.version if previous else None)
+        return True
+
+    def _swapped(self, version: int) -> None:
+        """Hook after a swap to `version` (metrics); nothing by default."""
+
+
+class ChampionHolder(AliasHolder):
+    """Holds the current champion of one model; `refresh` follows the `champion` alias."""
+
+    def __init__(self, registry: ModelRegistry, name: str) -> None:
+        super().__init__(registry, name, CHAMPION)
+
+    def _swapped(self, version: int) -> None:
         metrics.CHAMPION_VERSION.labels(self.name).set(version)
         promoted = next((e.at for e in reversed(self.registry.history(self.name))
                          if e.alias == CHAMPION and e.to_version == version), None)
         if promoted is not None:
             metrics.CHAMPION_PROMOTED_TIMESTAMP.labels(self.name).set(promoted.timestamp())
         metrics.MODEL_SWAPS.labels(self.name).inc()
-        log.info(
-            "serving %s v%d (was %s)", self.name, version, previous.version if previous else None
-        )
-        return True
+
+
+class ChallengerHolder(AliasHolder):
+    """Holds the `challenger` of one model for shadow scoring; a load failure never raises.
+
+    A version that cannot be loaded (sha256 mismatch, bad file) leaves no challenger: it is
+    counted in `load_failures`, logged once, and not retried until the alias moves again.
+    """
+
+    def __init__(self, registry: ModelRegistry, name: str) -> None:
+        super().__init__(registry, name, CHALLENGER)
+        self.load_failures = 0
+        self._failed_version: int | None = None
+
+    def refresh(self) -> bool:
+        """Follow the alias like `AliasHolder.refresh`, but swallow and count load errors."""
+        version: int | None = None
+        try:
+            version = self.registry.alias(self.name, self.alias)
+            if version is not None and version == self._failed_version:
+                return False
+            return super().refresh()
+        except Exception as ex:  # noqa: BLE001 - shadow scoring must never stop serving
+            self._current = None  # never shadow-score a stale challenger under a moved alias
+            self._failed_version = version
+            self.load_failures += 1
+            count_shadow_error(self.name, "load")
+            log.warning("shadow scoring off: cannot load %s challenger v%s: %s",
+                        self.name, self._failed_version, ex)
+            return False
+
+
+def count_shadow_error(model: str, stage: str) -> None:
+    """Count a shadow-scoring failure (`stage`: load | score) once `fti.metrics` defines
+    `SHADOW_ERRORS` (`fti_shadow_errors_total{model, stage}`); a no-op until then."""
+    counter = getattr(metrics, "SHADOW_ERRORS", None)
+    if counter is not None:
+        counter.labels(model, stage).inc()

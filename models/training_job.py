@@ -177,7 +177,7 @@ def _prepare_dataset(
             f"model {spec.name!r} reads feature view {spec.view!r}, but the training job builds "
             f"datasets of view {VIEW_NAME!r} only"
         )
-    dataset = build_dataset(settings.offline_dir, settings.training)
+    dataset = build_dataset(settings.offline_location, settings.training)
     check_trainable(dataset)
     number = save_dataset_version(settings.data_dir / "datasets", dataset.record)
     splits = dataset.record.splits
