@@ -174,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="default: FTI_TRAINING__MODEL_NAME")
     p.add_argument("--reason", default="manual", choices=["manual", "drift", "volume"])
     p.add_argument("--no-publish", action="store_true", help="do not write registry.events")
+    p.add_argument("--job-id", default=None, help="trainer-service job this run belongs to")
     from fti.registry_cli import add_registry_parser
 
     add_registry_parser(sub)

@@ -47,6 +47,9 @@ TRAINING_SECONDS = Histogram(
 TRAINING_RUNS = Counter(
     "fti_training_runs_total", "Training jobs by outcome.", ["model", "outcome"]
 )
+TRAINING_JOB_EVENTS = Counter(
+    "fti_training_job_events_total", "Training job state changes.", ["model", "state"]
+)
 CHAMPION_VERSION = Gauge("fti_champion_version", "Version serving as champion.", ["model"])
 CHAMPION_PROMOTED_TIMESTAMP = Gauge(
     "fti_champion_promoted_timestamp_seconds",

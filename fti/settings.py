@@ -81,6 +81,7 @@ class TopicSettings(_Section):
     registry_events: str = "registry.events"
     predictions: str = "predictions"
     shadow_predictions: str = "predictions.shadow"
+    training_jobs: str = "training.jobs"
     partitions: int = Field(1, ge=1)
 
     def all(self) -> list[str]:
@@ -93,6 +94,7 @@ class TopicSettings(_Section):
             self.registry_events,
             self.predictions,
             self.shadow_predictions,
+            self.training_jobs,
         ]
 
 
@@ -179,6 +181,16 @@ class TrainingSettings(_Section):
         None, ge=0, le=1, description="Largest recall gap allowed between slices; None: no gate"
     )
     device: str = "auto"
+    launcher: Literal["local", "kubernetes"] = Field(
+        "local", description="local: a subprocess per job; kubernetes: a Job per attempt"
+    )
+    max_attempts: int = Field(3, ge=1)
+    retry_backoff_s: float = Field(5.0, ge=0)
+    job_timeout_s: float = Field(3600.0, gt=0)
+    k8s_namespace: str = "default"
+    k8s_image: str = ""
+    k8s_gpu: int = Field(0, ge=0)
+    k8s_tpu: int = Field(0, ge=0)
 
 
 class OnlineStoreSettings(_Section):

@@ -30,6 +30,8 @@ def service_env(settings: Settings, **extra: str) -> dict[str, str]:
         "FTI_TOPICS__DLQ": t.dlq, "FTI_TOPICS__PREDICTIONS": t.predictions,
         "FTI_TOPICS__RETRAIN_REQUESTS": t.retrain_requests,
         "FTI_TOPICS__REGISTRY_EVENTS": t.registry_events,
+        "FTI_TOPICS__SHADOW_PREDICTIONS": t.shadow_predictions,
+        "FTI_TOPICS__TRAINING_JOBS": t.training_jobs,
         **extra,
     })
     return env
