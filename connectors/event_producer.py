@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from tqdm import tqdm
 
 from connectors.kafka_clients import make_producer
+from fti.preference_synthetic import PreferenceSpec, generate_preferences
 from fti.settings import Settings
 from fti.synthetic import Record, StreamSpec, generate
 
@@ -89,3 +90,18 @@ class StreamProducer:
         c.drifted += record.drifted
         if record.drifted and c.first_drifted_at is None:
             c.first_drifted_at = time.time()
+
+
+def produce_preferences(settings: Settings, spec: PreferenceSpec) -> int:
+    """Send a synthetic preference stream to `topics.preferences`; return how many were bad."""
+    producer, bad = make_producer(settings.kafka), 0
+    for record in generate_preferences(spec):
+        while True:
+            try:
+                producer.produce(settings.topics.preferences, key=record.key, value=record.value)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        bad += record.bad
+    producer.flush(30)
+    return bad

@@ -24,7 +24,7 @@ from models.serving import ChampionHolder
 
 log = logging.getLogger(__name__)
 
-FLOWS = ("features", "monitor", "inference")
+FLOWS = ("features", "monitor", "inference", "preferences")
 
 
 def stop_on_signals(on_stop: Callable[[], None] | None = None) -> threading.Event:
@@ -96,7 +96,7 @@ class Cluster:
 def run_flow_service(name: str, settings: Settings, cluster: Cluster | None = None) -> None:
     """Serve metrics and run flow `name` in this process (or as one process of a cluster)
     until it is stopped."""
-    from flows import features, inference, monitor
+    from flows import features, inference, monitor, preferences
 
     if name not in FLOWS:
         raise FtiError(f"unknown flow {name!r}; choose one of {', '.join(FLOWS)}")
@@ -107,6 +107,8 @@ def run_flow_service(name: str, settings: Settings, cluster: Cluster | None = No
         flow = features.get_flow(settings, stop)
     elif name == "monitor":
         flow = monitor.get_flow(settings, stop)
+    elif name == "preferences":
+        flow = preferences.get_flow(settings, stop)
     else:
         holder = prepare_inference(settings, stop)
         if holder is None:

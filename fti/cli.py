@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -40,7 +41,15 @@ def cmd_broker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
-    """Produce synthetic transactions and their late labels."""
+    """Produce synthetic transactions and their late labels, or preference pairs."""
+    if args.stream == "preference":
+        from connectors.event_producer import produce_preferences
+        from fti.preference_synthetic import PreferenceSpec
+
+        spec = PreferenceSpec(count=args.count, seed=args.seed, tie_fraction=args.tie_fraction,
+                              bad_fraction=args.bad_fraction)
+        print(json.dumps({"preferences": spec.count, "bad": produce_preferences(settings, spec)}))
+        return 0
     from connectors.event_producer import StreamProducer
     from fti.synthetic import StreamSpec
 
@@ -84,9 +93,27 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
 
     publish = None if args.no_publish else RegistryEventPublisher(settings)
     result = run_training_job(
-        settings, reason=args.reason, publish=publish, progress=True, model=args.model or None
+        settings, reason=args.reason, publish=publish, progress=True, model=args.model or None,
+        params_from=args.params_from,
     )
     print(json.dumps(_jsonable(result.__dict__), default=str))
+    return 0
+
+
+def cmd_tune(args: argparse.Namespace, settings: Settings) -> int:
+    """Search a model's hyperparameters (Optuna TPE, pruning) on the offline store; record
+    the best under data_dir/hpo for `fti train --params-from latest`."""
+    from models.hpo_job import run_search_job, search_record_path
+
+    model = args.model or settings.training.model_name
+    record = run_search_job(settings, model, n_trials=args.trials, timeout_s=args.timeout,
+                            seed=args.seed, sampler=args.sampler, progress=True)
+    print(json.dumps({
+        "model": model, "best_params": record.best_params, "best_value": record.best_value,
+        "trials": len(record.trials), "pruned": record.pruned,
+        "duration_s": record.duration_s,
+        "record": str(search_record_path(settings.data_dir, model, record.created_at)),
+    }))
     return 0
 
 
@@ -110,6 +137,7 @@ def cmd_store(args: argparse.Namespace, settings: Settings) -> int:
 
 BENCHMARKS = (
     "feature-ingest", "online-lookup", "pit-join", "inference", "detectors", "soak",
+    "train-overhead", "model-swap",
 )
 
 
@@ -163,8 +191,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--drift-at", type=int, default=None, help="index where fraud shifts")
     p.add_argument("--bad-fraction", type=float, default=0.0, help="fraction of bad events")
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--stream", choices=["transactions", "preference"], default="transactions")
+    p.add_argument("--tie-fraction", type=float, default=0.1, help="preference stream only")
     p = add("flow", cmd_flow)
-    p.add_argument("name", choices=["features", "monitor", "inference"])
+    p.add_argument("name", choices=["features", "monitor", "inference", "preferences"])
     p.add_argument("-w", "--workers", type=int, default=1, help="worker threads per process")
     p.add_argument("-i", "--process-id", type=int, default=0, help="this process in -a")
     p.add_argument("-a", "--addresses", default=None,
@@ -175,6 +205,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", default="manual", choices=["manual", "drift", "volume"])
     p.add_argument("--no-publish", action="store_true", help="do not write registry.events")
     p.add_argument("--job-id", default=None, help="trainer-service job this run belongs to")
+    p.add_argument("--params-from", default=None, metavar="latest|FILE",
+                   help="override hyperparameters with a `fti tune` record")
+    p = add("tune", cmd_tune)
+    p.add_argument("--model", default=None, help="default: FTI_TRAINING__MODEL_NAME")
+    p.add_argument("--trials", type=int, default=30)
+    p.add_argument("--timeout", type=float, default=None, help="seconds; a running trial ends")
+    p.add_argument("--sampler", choices=["tpe", "random"], default="tpe")
+    p.add_argument("--seed", type=int, default=None, help="default: FTI_TRAINING__SEED")
     from fti.registry_cli import add_registry_parser
 
     add_registry_parser(sub)
@@ -191,7 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("bench_args", nargs=argparse.REMAINDER, help="the benchmark's own options")
     add("up", cmd_up)
     p = add("demo", cmd_demo)
-    p.add_argument("--events", type=int, default=30000, help="most transactions to produce")
+    p.add_argument("--events", type=int, default=150000,
+                   help="most transactions to produce (it stops once the loop has closed)")
     p.add_argument("--rate", type=float, default=1500.0, help="transactions per second")
     p.add_argument("--drift-at", type=int, default=8000)
     p.add_argument("--bad-fraction", type=float, default=0.01)
@@ -202,6 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `fti` command."""
+    # Before xgboost/torch load: idle OpenMP threads sleep instead of spinning, which on a
+    # small machine shared by several services cost up to 10x in training and load times.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings()

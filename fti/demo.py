@@ -20,12 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from connectors.event_producer import StreamProducer
+from connectors.event_producer import StreamProducer, produce_preferences
 from connectors.kafka_clients import ensure_topics
 from connectors.offline_store import LanceOfflineStore
 from connectors.online_store import open_online_store
 from features.definitions import FEATURES_TABLE, LABELS_TABLE
+from flows.preferences import PREFERENCES_TABLE
 from fti.demo_watch import LoopState, LoopWatcher
+from fti.preference_synthetic import PreferenceSpec
 from fti.settings import Settings
 from fti.synthetic import StreamSpec, tx_index_of
 from infra.embedded_broker import EmbeddedBroker, free_port
@@ -38,7 +40,10 @@ SERVICES = {
     "monitor": ["flow", "monitor"],
     "inference": ["flow", "inference"],
     "trainer": ["trainer"],
+    "preferences": ["flow", "preferences"],
 }
+#: The second ML system's stream: preference pairs for `fti train --model preference-lora`.
+PREFERENCE_PAIRS = 300
 #: The demo's scenario, applied unless the user set the same variable.
 SCENARIO_ENV = {
     "FTI_MONITOR__BOOTSTRAP_LABELS": "1500",
@@ -55,7 +60,7 @@ TAIL_EVENTS = 1000
 class DemoOptions:
     """Size and pace of the demo stream."""
 
-    events: int = 30000
+    events: int = 150000
     rate: float = 1500.0
     drift_at: int = 8000
     bad_fraction: float = 0.01
@@ -209,6 +214,7 @@ def _summary(
         "online_entities": open_online_store(s).count(),
         "offline_feature_rows": offline.count(FEATURES_TABLE),
         "label_rows": offline.count(LABELS_TABLE),
+        "preference_pairs": offline.count(PREFERENCES_TABLE),
         "models": [
             {"version": v.version, "auc": v.metrics.get("roc_auc"), "promoted": v.promoted}
             for v in registry.versions(model)
@@ -238,6 +244,7 @@ fti demo — {'the loop closed' if closed else 'the loop did NOT close'} in {sum
   dead-letter queue    {summary['dlq_events']}
   offline feature rows {summary['offline_feature_rows']}, labels {summary['label_rows']}
   online cards         {summary['online_entities']}
+  preference pairs     {summary['preference_pairs']} (for fti train --model preference-lora)
   models               {models or 'none'}
   champion             v{summary['champion_version']}
   predictions          {summary['predictions']} ({by_version})
@@ -278,7 +285,13 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
         producer = StreamProducer(s, spec)
         try:
             closed = _drive(s, options, services, watcher, producer, started + options.timeout_s)
-            caught_up = _wait_until(lambda: _stores_caught_up(s, producer, watcher), 60)
+            pairs = PreferenceSpec(count=PREFERENCE_PAIRS, seed=options.seed, bad_fraction=0.02)
+            valid_pairs = PREFERENCE_PAIRS - produce_preferences(s, pairs)
+            caught_up = _wait_until(
+                lambda: _stores_caught_up(s, producer, watcher)
+                and LanceOfflineStore(s.offline_location).count(PREFERENCES_TABLE) >= valid_pairs,
+                60,
+            )
             if not caught_up:
                 log.warning("stores and predictions did not catch up with the producer in 60s")
         finally:

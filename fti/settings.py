@@ -82,6 +82,7 @@ class TopicSettings(_Section):
     predictions: str = "predictions"
     shadow_predictions: str = "predictions.shadow"
     training_jobs: str = "training.jobs"
+    preferences: str = "preferences"
     partitions: int = Field(1, ge=1)
 
     def all(self) -> list[str]:
@@ -95,6 +96,7 @@ class TopicSettings(_Section):
             self.predictions,
             self.shadow_predictions,
             self.training_jobs,
+            self.preferences,
         ]
 
 
@@ -114,6 +116,7 @@ class MetricsSettings(_Section):
     monitor_port: int = 9102
     inference_port: int = 9103
     trainer_port: int = 9104
+    preferences_port: int = 9105
 
 
 class ValidationSettings(_Section):

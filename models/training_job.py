@@ -122,13 +122,20 @@ def run_training_job(
     publish: Publish | None = None,
     progress: bool = False,
     model: str | None = None,
+    params_from: str | None = None,
 ) -> TrainingResult:
     """Train, evaluate, gate and register one candidate of ``model``; publish its events.
 
-    ``model`` names a spec in `models.specs.SPECS` (default ``settings.training.model_name``).
+    ``model`` names a spec in `models.specs.SPECS` (default ``settings.training.model_name``);
+    ``params_from`` ("latest" or a file) overrides its hyperparameters with a `fti tune` result.
     Raises FtiError (before anything is registered) when the data cannot train a model.
     """
     spec = spec_for(model or settings.training.model_name, settings)
+    if params_from is not None:  # "latest" or a file written by `fti tune`
+        from models.hpo import apply_params
+        from models.hpo_job import best_params_from
+
+        spec = apply_params(spec, best_params_from(settings.data_dir, spec.name, params_from))
     if spec.kind == "lora":
         return _run_lora_job(settings, spec, reason, publish, progress)
     start = time.monotonic()

@@ -24,7 +24,7 @@ def make_settings(bootstrap: str, data_dir: Path, **overrides: object) -> Settin
     topics = TopicSettings(
         **{name: f"{getattr(defaults, name)}-{suffix}" for name in
            ("transactions", "labels", "dlq", "retrain_requests", "registry_events", "predictions",
-            "shadow_predictions", "training_jobs")}
+            "shadow_predictions", "training_jobs", "preferences")}
     )
     metrics = MetricsSettings(features_port=0, monitor_port=0, inference_port=0, trainer_port=0)
     return Settings(

@@ -13,7 +13,7 @@ from fti.cli import build_parser, main
 
 COMMANDS = [
     "broker", "produce", "flow", "trainer", "train", "registry", "store", "dataset", "bench",
-    "up", "demo",
+    "up", "tune", "demo",
 ]
 
 

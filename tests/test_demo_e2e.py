@@ -16,7 +16,7 @@ def test_demo_closes_the_loop(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FTI_")}
     env["FTI_DATA_DIR"] = str(tmp_path / "data")
     result = subprocess.run(
-        [sys.executable, "-m", "fti", "demo", "--events", "30000"],
+        [sys.executable, "-m", "fti", "demo"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=400,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -31,6 +31,7 @@ def test_demo_closes_the_loop(tmp_path: Path) -> None:
     assert summary["drift_detected_at_event"] >= 8000  # not before the drift was injected
     assert 0 < summary["drift_to_deploy_seconds"] < 60
     assert summary["label_rows"] > 0 and summary["online_entities"] > 0
+    assert summary["preference_pairs"] > 0  # the second ML system's stream was ingested
     # the stores and registry stay behind for the user to explore
     registry = subprocess.run(
         [sys.executable, "-m", "fti", "registry", "list"], cwd=tmp_path, env=env,

@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-from confluent_kafka.admin import AdminClient, NewTopic
 
 from connectors.event_producer import StreamProducer
 from flows import inference
@@ -40,13 +39,9 @@ def register_challenger(settings: Settings, tmp: Path, seed: int) -> int:
 
 
 def shadow_topic(settings: Settings) -> str:
-    """This test's shadow topic, created on the broker."""
-    topic = f"{SHADOW_TOPIC}-{settings.topics.predictions.rsplit('-', 1)[-1]}"
-    admin = AdminClient(settings.kafka.client_config())
-    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result(
-        timeout=10
-    )
-    return topic
+    """This test's shadow topic (created with the others by the `settings` fixture)."""
+    assert settings.topics.shadow_predictions.startswith(SHADOW_TOPIC)
+    return settings.topics.shadow_predictions
 
 
 def records(settings: Settings, topic: str) -> list[dict]:

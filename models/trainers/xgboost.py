@@ -17,7 +17,7 @@ import xgboost as xgb
 
 from features.definitions import FEATURE_COLUMNS
 from features.training_data import Split
-from fti.errors import FtiError
+from fti.errors import ConfigError, FtiError
 from fti.settings import TrainingSettings
 from models.devices import xgboost_device
 from models.trainers.base import EpochCallback, FitResult, artifact_dir
@@ -43,6 +43,13 @@ class LoadedXGBoost:
         return predict_scores(self.booster, X)
 
 
+#: Booster parameters a model spec (or `fti tune`) may set beyond the training settings.
+TUNABLE = frozenset({
+    "min_child_weight", "subsample", "colsample_bytree", "gamma", "reg_alpha", "reg_lambda",
+    "n_jobs",
+})
+
+
 class XGBoostTrainer:
     """Gradient-boosted trees; hyperparameters as in ``settings.training``.
 
@@ -59,10 +66,18 @@ class XGBoostTrainer:
         max_depth: int = 4,
         learning_rate: float = 0.1,
         seed: int = 42,
+        **booster: Any,
     ) -> None:
+        unknown = set(booster) - TUNABLE
+        if unknown:
+            raise ConfigError(
+                f"XGBoost hyperparameters {sorted(unknown)} are not supported; "
+                f"tunable besides n_estimators, max_depth, learning_rate, seed: {sorted(TUNABLE)}"
+            )
         self.settings = TrainingSettings(
             n_estimators=n_estimators, max_depth=max_depth, learning_rate=learning_rate, seed=seed
         )
+        self.booster = dict(booster)
 
     def fit(
         self, split: Split, device: str, workdir: Path, progress: EpochCallback | None = None
@@ -73,7 +88,7 @@ class XGBoostTrainer:
         """
         if split.validation.num_rows == 0:
             raise FtiError("the validation split is empty; early stopping needs validation rows")
-        params = xgboost_params(split, self.settings, xgboost_device(device))
+        params = xgboost_params(split, self.settings, xgboost_device(device)) | self.booster
         train = (features_matrix(split.train), labels_vector(split.train))
         validation = (features_matrix(split.validation), labels_vector(split.validation))
         classifier = xgb.XGBClassifier(**params)

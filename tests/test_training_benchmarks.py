@@ -1,0 +1,41 @@
+"""The training benchmarks run end to end at a tiny size and print the figures they promise."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bench import model_swap, train_overhead
+
+TRAIN_KEYS = {
+    "rows", "train_rows", "rounds", "trees", "test_auc", "job_s", "bare_s", "overhead", "goal",
+    "train_vs_bare", "job_cpu_s", "bare_cpu_s", "omp_wait_policy", "breakdown_s",
+}
+STEPS = {"read", "join", "split", "hash", "train", "evaluate", "card", "register", "other"}
+SWAP_KEYS = {
+    "trees", "depth", "omp_wait_policy", "model_bytes", "loads", "load_ms_p50", "load_ms_p99",
+    "sha256_ms", "parse_ms", "warmup_ms", "predicts", "score_us_p50", "score_us_p99",
+    "bare_us_p50", "bare_us_p99", "bare_1thread_us_p50", "bare_1thread_us_p99", "overhead_p99",
+}
+
+
+def test_train_overhead_reports_the_job_against_bare_xgboost() -> None:
+    result = json.loads(json.dumps(train_overhead.main(rows=3000, repeat=1, n_estimators=15)))
+
+    assert set(result) == TRAIN_KEYS
+    assert STEPS <= set(result["breakdown_s"])
+    assert result["rows"] == 3000 and 0 < result["rounds"] <= 15
+    assert result["overhead"] == pytest.approx(result["job_s"] / result["bare_s"], rel=0.01)
+    timed = sum(result["breakdown_s"].values())
+    assert timed == pytest.approx(result["job_s"], abs=0.02)
+    assert min(result["breakdown_s"].values()) > -0.01
+
+
+def test_model_swap_reports_loads_and_single_row_scores() -> None:
+    result = json.loads(json.dumps(model_swap.main(loads=3, predicts=50, trees=10)))
+
+    assert set(result) == SWAP_KEYS
+    assert result["loads"] == 3 and result["predicts"] == 50 and result["model_bytes"] > 0
+    assert 0 < result["load_ms_p50"] <= result["load_ms_p99"]
+    assert 0 < result["score_us_p50"] <= result["score_us_p99"]
