@@ -137,7 +137,7 @@ def cmd_store(args: argparse.Namespace, settings: Settings) -> int:
 
 BENCHMARKS = (
     "feature-ingest", "online-lookup", "pit-join", "inference", "detectors", "soak",
-    "train-overhead", "model-swap",
+    "train-overhead", "model-swap", "lora-steps",
 )
 
 
