@@ -38,6 +38,7 @@ from features.definitions import (
     LABEL_COLUMN,
     LABELS_TABLE,
 )
+from features.pit import asof_join
 from fti.errors import FtiError
 from fti.settings import TrainingSettings
 
@@ -57,7 +58,6 @@ TRAINING_COLUMNS: tuple[str, ...] = (
     LABEL_COLUMN,
 )
 _TIME = pa.timestamp("us", tz="UTC")
-_LOOK_BACK_FOREVER = -(2**63 - 1)
 
 
 @dataclass(frozen=True)
@@ -190,9 +190,11 @@ def point_in_time_join(
             "event_time": labels["event_time"].cast(_TIME),
             LABEL_COLUMN: labels[LABEL_COLUMN],
         }
-    ).sort_by("event_time")
-    tolerance = _LOOK_BACK_FOREVER if ttl is None else -(ttl // timedelta(microseconds=1))
-    joined = left.join_asof(right, on="event_time", by="tx_id", tolerance=tolerance)
+    )
+    # Our sort-and-search as-of join (features/pit.py): same rows as pyarrow's join_asof,
+    # ~15x faster at a million labels (bench/README.md, pit-join).
+    joined = asof_join(left, right.drop_columns(["feature_time"]), by="tx_id",
+                       on="event_time", tolerance=ttl, matched_time="feature_time")
     joined = joined.filter(pc.is_valid(joined["feature_time"]))
     joined = joined.rename_columns(
         ["label_time" if name == "event_time" else name for name in joined.column_names]
