@@ -79,3 +79,18 @@ def test_training_data_reread_after_compaction_is_identical(tmp_path: Path) -> N
     store.append(FEATURES_TABLE, FEATURES_SCHEMA, [])  # no-op
     again = read_offline(tmp_path, table_versions=before.table_versions)
     assert rows_sha256(again.features) == rows_sha256(before.features)
+
+
+def test_memory_stays_flat_over_many_small_appends(tmp_path: Path) -> None:
+    def rss_mb() -> float:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * 4096 / 2**20
+
+    store = LanceOfflineStore(tmp_path)
+    for start in range(0, 2000, 10):  # warm-up: caches fill to their bound
+        store.append("t", SCHEMA, rows(start, start + 10))
+    before = rss_mb()
+    for start in range(2000, 12000, 10):  # 1,000 more versions, as a streaming writer makes
+        store.append("t", SCHEMA, rows(start, start + 10))
+    # The default caches grew ~0.3 MB per append here (300 MB over these 1,000).
+    assert rss_mb() - before < 100
