@@ -867,6 +867,12 @@ def _register(
                 shutil.copyfile(path, staging / path.name)
         (staging / TRAINING_LOG).write_text(json.dumps({"losses": trained.losses}))
         card = render_lora_card(name, number, metrics, params, dataset, gates, reason)
+        if trained.losses:
+            from models.plots import plot_loss_curve
+
+            plot_loss_curve({"train_loss": trained.losses}, staging / "loss.png",
+                            title="LoRA training loss per step")
+            card += "\n## Training loss\n\n![Training loss](loss.png)\n"
         (staging / CARD_FILE).write_text(card)
         registry.register(name, staging, gates=gates, metrics=metrics, params=params,
                           dataset=dataset, promoted=gates["passed"], card=CARD_FILE,

@@ -262,8 +262,8 @@ def test_run_lora_job_registers_a_version_with_its_card(tiny_model: Path, tmp_pa
     meta = registry.get("preference-lora", result.version)
     assert result.version == 1 and result.promoted and registry.alias("preference-lora") == 1
     assert [e.event for e in events] == ["registered", "promoted"]
-    assert {ADAPTER_WEIGHTS, ADAPTER_CONFIG, HEAD_FILE, CARD_FILE, "tokenizer.json"} <= set(
-        meta.files)
+    expected = {ADAPTER_WEIGHTS, ADAPTER_CONFIG, HEAD_FILE, CARD_FILE, "tokenizer.json", "loss.png"}
+    assert expected <= set(meta.files)
     assert not any(name.endswith((".bin", ".pt", ".pkl")) for name in meta.files)
     assert meta.params["base_sha256"] == verify_base_model(tiny_model) == result.base_sha256
     assert meta.dataset["table_version"] == result.table_version
@@ -271,7 +271,8 @@ def test_run_lora_job_registers_a_version_with_its_card(tiny_model: Path, tmp_pa
     assert set(meta.metrics) >= {"accuracy", "macro_f1", "confusion_matrix", "per_class_recall"}
     assert len(meta.metrics["confusion_matrix"]) == 3
     card = (settings.registry_dir / "preference-lora" / "1" / CARD_FILE).read_text()
-    for fragment in (str(tiny_model), result.base_sha256, "rank 8", "Accuracy", "| tie |"):
+    for fragment in (str(tiny_model), result.base_sha256, "rank 8", "Accuracy", "| tie |",
+                     "![Training loss](loss.png)"):
         assert fragment in card, fragment
     assert not (tmp_path / "lora-work" / "preference-lora").exists()
     model = load_registered_adapter(registry, "preference-lora", 1)
