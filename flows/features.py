@@ -36,7 +36,7 @@ from features.windows import (
     event_features,
     update_window,
 )
-from flows.records import Decoded, Rejected, dlq_message
+from flows.records import Decoded, Rejected, flow_from_environment, to_dlq
 from fti import metrics
 from fti.errors import EventError
 from fti.events import Label, Transaction, decode_transaction, parse_label
@@ -177,11 +177,6 @@ class LabelSink(DynamicSink[dict[str, Any]]):
         return _LabelPartition(self.settings)
 
 
-def _count_dlq(rejected: Rejected) -> Rejected:
-    metrics.DLQ_EVENTS.labels("features", rejected.record.topic).inc()
-    return rejected
-
-
 def get_flow(settings: Settings, stop: threading.Event | None = None) -> Dataflow:
     """Build the feature dataflow; setting `stop` ends it gracefully (sinks flushed)."""
     topics = settings.topics
@@ -207,17 +202,10 @@ def get_flow(settings: Settings, stop: threading.Event | None = None) -> Dataflo
     op.output("labels_out", op.map("label_row", label_split.trues, label_row), LabelSink(settings))
 
     rejected = op.merge("rejected", tx_split.falses, label_split.falses)  # Rejected
-    dlq = op.map("to_dlq", rejected, lambda r: dlq_message(_count_dlq(r), topics.dlq))
+    dlq = op.map("to_dlq", rejected, to_dlq("features", topics.dlq))
     op.output("dlq_out", dlq, KafkaProducerSink(settings.kafka))
     return flow
 
 
-def __getattr__(name: str) -> Any:
-    # `python -m bytewax.run flows.features:flow` builds the flow from the environment on
-    # access, so importing this module reads no settings.
-    if name == "flow":
-        from fti.settings import load_settings
-
-        return get_flow(load_settings())
-    raise AttributeError(name)
+__getattr__ = flow_from_environment(get_flow)
 

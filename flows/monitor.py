@@ -26,6 +26,7 @@ from connectors.kafka_sink import KafkaProducerSink, OutMessage
 from connectors.kafka_source import KafkaPartitionSource, KafkaRecord
 from features.windows import event_features
 from flows.live_metrics import DEFAULT_WINDOW, LiveMetrics, LiveMetricsBook, export
+from flows.records import flow_from_environment
 from fti import metrics
 from fti.errors import ConfigError, EventError
 from fti.events import (
@@ -223,10 +224,4 @@ def _request_message(request: RetrainRequest, topic: str) -> OutMessage:
     return topic, request.model.encode(), request.to_json()
 
 
-def __getattr__(name: str) -> Any:
-    # `python -m bytewax.run flows.monitor:flow`: build from the environment on access.
-    if name == "flow":
-        from fti.settings import load_settings
-
-        return get_flow(load_settings())
-    raise AttributeError(name)
+__getattr__ = flow_from_environment(get_flow)

@@ -18,7 +18,7 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from connectors.kafka_sink import KafkaProducerSink
 from connectors.kafka_source import KafkaPartitionSource, KafkaRecord
 from connectors.offline_store import LanceOfflineStore
-from flows.records import Decoded, Rejected, dlq_message
+from flows.records import Decoded, Rejected, flow_from_environment, to_dlq
 from fti import metrics
 from fti.errors import EventError
 from fti.preference_synthetic import PreferenceEvent, parse_preference
@@ -96,11 +96,6 @@ class PreferenceSink(DynamicSink[dict[str, Any]]):
         return _PreferencePartition(self.settings)
 
 
-def _count_dlq(rejected: Rejected) -> Rejected:
-    metrics.DLQ_EVENTS.labels(_FLOW, rejected.record.topic).inc()
-    return rejected
-
-
 def get_flow(
     settings: Settings, stop: threading.Event | None = None, topic: str | None = None
 ) -> Dataflow:
@@ -114,18 +109,9 @@ def get_flow(
     split = op.branch("preference_valid", checked, lambda x: isinstance(x, Decoded))
     rows = op.map("preference_row", split.trues, preference_row)  # offline row dict
     op.output("preference_pairs_out", rows, PreferenceSink(settings))
-    dlq = op.map(
-        "to_dlq", split.falses, lambda r: dlq_message(_count_dlq(r), settings.topics.dlq)
-    )  # (topic, key, value)
+    dlq = op.map("to_dlq", split.falses, to_dlq(_FLOW, settings.topics.dlq))
     op.output("dlq_out", dlq, KafkaProducerSink(settings.kafka))
     return flow
 
 
-def __getattr__(name: str) -> Any:
-    # `python -m bytewax.run flows.preferences:flow` builds the flow from the environment on
-    # access, so importing this module reads no settings.
-    if name == "flow":
-        from fti.settings import load_settings
-
-        return get_flow(load_settings())
-    raise AttributeError(name)
+__getattr__ = flow_from_environment(get_flow)

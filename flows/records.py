@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from connectors.kafka_sink import OutMessage
 from connectors.kafka_source import KafkaRecord
@@ -54,3 +55,32 @@ def dlq_message(rejected: Rejected, dlq_topic: str) -> OutMessage:
     except UnicodeDecodeError:
         pass  # the base64 copy is lossless; text is only a convenience
     return dlq_topic, record.key, json.dumps(body).encode()
+
+
+def flow_from_environment(get_flow: Callable[..., Any]) -> Callable[[str], Any]:
+    """A module ``__getattr__`` that builds ``flow`` from the environment on first access.
+
+    ``python -m bytewax.run flows.features:flow`` then works while importing the module
+    reads no settings.
+    """
+
+    def module_getattr(name: str) -> Any:
+        if name == "flow":
+            from fti.settings import load_settings
+
+            return get_flow(load_settings())
+        raise AttributeError(name)
+
+    return module_getattr
+
+
+def to_dlq(flow: str, dlq_topic: str) -> Callable[[Rejected], OutMessage]:
+    """The mapper of a flow's DLQ step: counts the record in `fti_dlq_events_total`, then
+    builds its DLQ message."""
+    from fti import metrics
+
+    def step(rejected: Rejected) -> OutMessage:
+        metrics.DLQ_EVENTS.labels(flow, rejected.record.topic).inc()
+        return dlq_message(rejected, dlq_topic)
+
+    return step

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -67,6 +67,7 @@ def to_utc_datetime(value: Any) -> datetime:
 
 
 EventTime = Annotated[datetime, BeforeValidator(to_utc_datetime)]
+E = TypeVar("E", bound=BaseModel)
 
 
 class _Event(BaseModel):
@@ -161,12 +162,16 @@ def _loads(raw: bytes | str) -> dict[str, Any]:
     return data
 
 
-def decode_transaction(raw: bytes | str) -> Transaction:
-    """Decode a raw transaction and check its shape (JSON object, fields, types) only."""
+def _decode(model: type[E], raw: bytes | str) -> E:
     try:
-        return Transaction.model_validate(_loads(raw))
+        return model.model_validate(_loads(raw))
     except ValidationError as ex:
         raise EventError(_first_error(ex)) from None
+
+
+def decode_transaction(raw: bytes | str) -> Transaction:
+    """Decode a raw transaction and check its shape (JSON object, fields, types) only."""
+    return _decode(Transaction, raw)
 
 
 def parse_transaction(
@@ -183,7 +188,4 @@ def parse_transaction(
 
 def parse_label(raw: bytes | str) -> Label:
     """Decode and validate one raw label; raise `EventError` naming the problem."""
-    try:
-        return Label.model_validate(_loads(raw))
-    except ValidationError as ex:
-        raise EventError(_first_error(ex)) from None
+    return _decode(Label, raw)
