@@ -18,6 +18,7 @@ snapshots it).
 
 from __future__ import annotations
 
+import abc
 import inspect
 import itertools
 import warnings
@@ -208,7 +209,7 @@ class _Finding:
     directed: bool = False  # the test itself only looks in `direction`
 
 
-class BaseDetector:
+class BaseDetector(abc.ABC):
     """Shared mechanics: grace, direction and evidence; subclasses implement `_test`."""
 
     uses_reference = False
@@ -254,11 +255,13 @@ class BaseDetector:
             return True
         return after > before if self.direction == "increase" else after < before
 
+    @abc.abstractmethod
     def _test(self, x: float) -> _Finding | None:
-        raise NotImplementedError
+        """Feed one value to the underlying test; a finding when it signals."""
 
+    @abc.abstractmethod
     def _reset_test(self) -> None:
-        raise NotImplementedError
+        """Start the underlying test afresh."""
 
 
 class AdwinDetector(BaseDetector):
