@@ -56,7 +56,7 @@ from fti.preference_synthetic import WINNERS
 from fti.settings import Settings
 from models import devices
 from models.evaluation import roc_auc
-from models.registry import CHAMPION, ModelRegistry, check_name, sha256_file
+from models.registry import CHAMPION, Lineage, ModelRegistry, check_name, sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -876,6 +876,9 @@ def _register(
         (staging / CARD_FILE).write_text(card)
         registry.register(name, staging, gates=gates, metrics=metrics, params=params,
                           dataset=dataset, promoted=gates["passed"], card=CARD_FILE,
+                          lineage=Lineage(feature_view="preferences_v1", table_versions={
+                              dataset["table"]: dataset["table_version"]}),
+                          device=str(params.get("device")) if params.get("device") else None,
                           reason=reason, version=number)
     return number
 

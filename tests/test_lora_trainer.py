@@ -267,6 +267,8 @@ def test_run_lora_job_registers_a_version_with_its_card(tiny_model: Path, tmp_pa
     assert not any(name.endswith((".bin", ".pt", ".pkl")) for name in meta.files)
     assert meta.params["base_sha256"] == verify_base_model(tiny_model) == result.base_sha256
     assert meta.dataset["table_version"] == result.table_version
+    assert meta.lineage is not None and meta.device == "cpu"
+    assert meta.lineage.table_versions == {"preference_pairs": result.table_version}
     assert meta.dataset["splits"]["train"]["rows"] + meta.metrics["rows"] == 200
     assert set(meta.metrics) >= {"accuracy", "macro_f1", "confusion_matrix", "per_class_recall"}
     assert len(meta.metrics["confusion_matrix"]) == 3
