@@ -77,8 +77,12 @@ def test_kill_9_and_recover_loses_and_duplicates_nothing(
         stored_at_kill.append(offline.count("card_features"))
     sending.join()
 
+    running_before = log.read_text().count("flow features running")
     process = start(env, log)
     try:
+        # SIGTERM only once it runs (the stores may be complete already after the last kill).
+        wait_for(lambda: log.read_text().count("flow features running") > running_before,
+                 what="the final flow to start")
         valid = SPEC.count - producer.counts.bad_transactions
         wait_for(lambda: read_offline(settings.offline_dir).features.num_rows >= valid
                  and read_offline(settings.offline_dir).labels.num_rows >= producer.counts.labels,
