@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.event_producer import StreamProducer
-from fti.settings import Settings
+from fti.settings import settings_in
 from fti.synthetic import StreamSpec
 from infra.embedded_broker import free_port, wait_for_broker
 
@@ -74,11 +74,7 @@ def main(minutes: float, rate: float, sample_s: float = 30.0, warmup_s: float = 
     up = subprocess.Popen([sys.executable, "-m", "fti", "up"], env=env,
                           stdout=open(data_dir / "up.log", "wb"), stderr=subprocess.STDOUT)
     wait_for_broker(f"127.0.0.1:{port}", 60)
-    saved = dict(os.environ)
-    os.environ.update(env)
-    settings = Settings()
-    os.environ.clear()
-    os.environ.update(saved)
+    settings = settings_in(env)
     count = int(minutes * 60 * rate)
     producer = StreamProducer(settings, StreamSpec(count=count, seed=3, bad_fraction=0.01))
     sender = threading.Thread(target=producer.send, args=(count, rate), daemon=True)

@@ -28,7 +28,7 @@ from features.definitions import FEATURES_TABLE, LABELS_TABLE
 from flows.preferences import PREFERENCES_TABLE
 from fti.demo_watch import LoopState, LoopWatcher
 from fti.preference_synthetic import PreferenceSpec
-from fti.settings import Settings
+from fti.settings import Settings, settings_in
 from fti.synthetic import StreamSpec, tx_index_of
 from infra.embedded_broker import EmbeddedBroker, free_port
 from models.registry import ModelRegistry
@@ -128,17 +128,6 @@ def _service_env(settings: Settings, bootstrap: str) -> dict[str, str]:
         "PYTHONUNBUFFERED": "1",
     })
     return env
-
-
-def _settings_for(settings: Settings, env: dict[str, str]) -> Settings:
-    """The settings the services see, for the demo's own producer and checks."""
-    saved = dict(os.environ)
-    os.environ.update(env)
-    try:
-        return Settings()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 def _drive(
@@ -269,7 +258,7 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
     )
     with broker:
         env = _service_env(settings, broker.bootstrap_servers)
-        s = _settings_for(settings, env)
+        s = settings_in(env)  # what the services see
         ensure_topics(s.kafka, s.topics)
         online = open_online_store(s)
         if hasattr(online, "clear"):

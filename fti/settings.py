@@ -342,3 +342,14 @@ def load_settings(**overrides: Any) -> Settings:
     except (yaml.YAMLError, TypeError, ValueError) as ex:
         # A YAML file that does not parse, or is not a mapping of settings.
         raise ConfigError(f"cannot read the YAML config {_config_file()}: {ex}") from ex
+
+
+def settings_in(env: dict[str, str]) -> Settings:
+    """The settings a child process started with environment `env` would read."""
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        return Settings()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
