@@ -8,7 +8,7 @@ by 0.5 sd, at once or as a linear ramp over 1,000 values. PSI and KS windows com
 2,000-value pre-drift reference (errors of the same model on held-out pre-drift examples;
 the pre-drift Gaussian). The drift starts at position - width / 2: a detection before it is
 a false alarm, the first one after it gives the delay, none after it is a miss. Every
-detector is built by `models.drift_detectors.build_detector`, as the monitor builds it.
+detector is built by `fti.models.drift.detectors.build_detector`, as the monitor builds it.
 
 Prints one JSON line per detector and stream, then a summary line (or, with --markdown,
 a table). Usage: fti bench detectors [--seeds 10] [--quick] [--markdown]
@@ -29,8 +29,8 @@ import numpy as np
 from river import compose, linear_model, preprocessing
 from river.datasets import synth
 
-from models.drift_detectors import Detector, DetectorConfig, build_detector
-from models.retrain_policy import Debounced
+from fti.models.drift.detectors import Detector, DetectorConfig, build_detector
+from fti.models.drift.retrain_policy import Debounced
 
 TRAIN, REFERENCE = 2000, 2000
 

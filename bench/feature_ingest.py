@@ -16,13 +16,13 @@ from pathlib import Path
 from bytewax.testing import run_main
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
-from connectors.kafka_clients import ensure_topics, make_consumer, make_producer
-from connectors.offline_store import LanceOfflineStore
-from features.definitions import FEATURES_TABLE
-from flows import features
+from fti.connectors.kafka.clients import ensure_topics, make_consumer, make_producer
+from fti.connectors.offline.store import LanceOfflineStore
+from fti.features.definitions import FEATURES_TABLE
+from fti.flows import features
+from fti.infra.embedded_broker import EmbeddedBroker, free_port
 from fti.settings import BrokerSettings, KafkaSettings, MetricsSettings, Settings
-from fti.synthetic import StreamSpec, generate
-from infra.embedded_broker import EmbeddedBroker, free_port
+from fti.synthetic.transactions import StreamSpec, generate
 
 
 def produce_transactions(settings: Settings, spec: StreamSpec) -> int:

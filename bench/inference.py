@@ -30,18 +30,18 @@ import numpy as np
 from bytewax.testing import run_main
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
-from connectors.kafka_clients import ensure_topics, make_consumer, make_producer
-from connectors.offline_store import LanceOfflineStore
-from features.definitions import FEATURE_COLUMNS, FEATURES_TABLE
-from flows import features, inference
-from flows.service import prepare_inference
+from fti.connectors.kafka.clients import ensure_topics, make_consumer, make_producer
+from fti.connectors.offline.store import LanceOfflineStore
+from fti.features.definitions import FEATURE_COLUMNS, FEATURES_TABLE
+from fti.flows import features, inference
+from fti.flows.service import prepare_inference
+from fti.infra.embedded_broker import EmbeddedBroker, free_port
+from fti.models.jobs.trainer_service import RegistryEventPublisher
+from fti.models.registry import CHAMPION, ModelRegistry
+from fti.models.serving import MODEL_FILE
+from fti.models.trainers.xgboost_model import load_model, predict_scores, save_model
 from fti.settings import BrokerSettings, KafkaSettings, MetricsSettings, Settings, TopicSettings
-from fti.synthetic import StreamSpec, generate
-from infra.embedded_broker import EmbeddedBroker, free_port
-from models.registry import CHAMPION, ModelRegistry
-from models.serving import MODEL_FILE
-from models.trainer_service import RegistryEventPublisher
-from models.xgboost_trainer import load_model, predict_scores, save_model
+from fti.synthetic.transactions import StreamSpec, generate
 
 
 def register_model(settings: Settings, seed: int) -> int:

@@ -1,4 +1,4 @@
-"""LoRA training speed: our trainer (`models.lora_trainer.train_lora`) against a bare PEFT
+"""LoRA training speed: our trainer (`fti.models.trainers.lora.train_lora`) against a bare PEFT
 loop on the same model, data, batches and optimizer, same run.
 
 The bare loop is what a tutorial writes: build the same LoRA model, AdamW, forward, cross
@@ -17,8 +17,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F  # noqa: N812
 
-from fti.preference_synthetic import PreferenceSpec, generate_preferences, parse_preference
-from models.lora_trainer import (
+from fti.models.trainers.lora import (
     LoraConfigSpec,
     LoraTrainingParams,
     _BatchOrder,
@@ -29,6 +28,7 @@ from models.lora_trainer import (
     load_tokenizer,
     train_lora,
 )
+from fti.synthetic.preferences import PreferenceSpec, generate_preferences, parse_preference
 
 
 def _pairs(count: int, max_length: int) -> Any:

@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 import xgboost as xgb
 
-from features.definitions import FEATURE_COLUMNS
-from models.registry import ModelRegistry
-from models.serving import ServingModel, load_serving_model
-from models.xgboost_trainer import MODEL_FILE, load_model, save_model
+from fti.features.definitions import FEATURE_COLUMNS
+from fti.models.registry import ModelRegistry
+from fti.models.serving import ServingModel, load_serving_model
+from fti.models.trainers.xgboost_model import MODEL_FILE, load_model, save_model
 
 MODEL = "fraud-xgb"
 

@@ -26,8 +26,7 @@ from typing import Any
 
 import redis
 
-from connectors.online_store import OnlineRow, OnlineStore, SqliteOnlineStore
-from connectors.redis_online_store import RedisOnlineStore
+from fti.connectors.online import OnlineRow, OnlineStore, RedisOnlineStore, SqliteOnlineStore
 from fti.settings import OnlineStoreSettings
 
 FEATURES = 12

@@ -1,4 +1,4 @@
-"""Point-in-time join: `features.pit.asof_join` (sort engine) against DuckDB's ASOF JOIN.
+"""Point-in-time join: `fti.features.pit.asof_join` (sort engine) against DuckDB's ASOF JOIN.
 
 Both engines join the same in-memory Arrow tables: labels (entity, ts, label) to the latest
 feature row of the same entity at or before the label time (a left join, so labels of entities
@@ -27,8 +27,8 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from features import pit
-from features.pit import asof_join
+from fti.features import pit
+from fti.features.pit import asof_join
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 TS = pa.timestamp("us", tz="UTC")
@@ -114,7 +114,7 @@ def timed(run: Callable[[], pa.Table], repeat: int) -> tuple[pa.Table, float, fl
 
 
 def ours(labels: pa.Table, features: pa.Table, engine: pit.Engine = "sort") -> pa.Table:
-    """features.pit.asof_join; the default engine sorts both sides' packed keys once."""
+    """fti.features.pit.asof_join; the default engine sorts both sides' packed keys once."""
     return asof_join(labels, features, by="entity", on="ts", engine=engine)
 
 
@@ -136,7 +136,7 @@ def duckdb_threads() -> int:
 
 
 def phases(labels: pa.Table, features: pa.Table, repeat: int) -> dict[str, float]:
-    """Where our time goes, step by step as in features.pit.match_sorted; median of runs."""
+    """Where our time goes, step by step as in fti.features.pit.match_sorted; median of runs."""
     runs = [_phase_marks(labels, features) for _ in range(repeat)]
     return {name: round(float(np.median([run[name] for run in runs])), 3) for name in runs[0]}
 

@@ -22,10 +22,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from connectors.event_producer import StreamProducer
+from fti.infra.embedded_broker import free_port, wait_for_broker
+from fti.ops.producer import StreamProducer
 from fti.settings import settings_in
-from fti.synthetic import StreamSpec
-from infra.embedded_broker import free_port, wait_for_broker
+from fti.synthetic.transactions import StreamSpec
 
 SERVICES = {"features": "flow features", "monitor": "flow monitor",
             "inference": "flow inference", "trainer": "fti trainer"}
@@ -97,7 +97,7 @@ def main(minutes: float, rate: float, sample_s: float = 30.0, warmup_s: float = 
                                                                   for k, v in now.items()}})
     up.send_signal(signal.SIGTERM)
     code = up.wait(120)
-    from models.registry import ModelRegistry
+    from fti.models.registry import ModelRegistry
 
     versions = ModelRegistry(settings.registry_location).versions(settings.training.model_name)
     return {

@@ -33,18 +33,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import xgboost as xgb
 
-import models.training_job as training_job
-from features.definitions import (
+import fti.models.jobs.training_job as training_job
+from fti.features.definitions import (
     FEATURE_COLUMNS,
     FEATURES_SCHEMA,
     FEATURES_TABLE,
     LABELS_SCHEMA,
     LABELS_TABLE,
 )
-from features.training_data import Split
+from fti.features.training_data import Split
+from fti.models.registry import ModelRegistry
+from fti.models.trainers.xgboost_model import features_matrix, labels_vector, xgboost_params
 from fti.settings import Settings, TrainingSettings
-from models.registry import ModelRegistry
-from models.xgboost_trainer import features_matrix, labels_vector, xgboost_params
 
 GOAL = 1.3
 T0_US = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z
@@ -52,22 +52,22 @@ _TS = pa.timestamp("us", tz="UTC")
 #: (module, function, step) timed during the job; inner steps are subtracted from outer ones.
 #: Functions a module does not have (the job changes) are skipped; their time lands in "other".
 STEPS: tuple[tuple[str, str, str], ...] = (
-    ("features.training_data", "read_offline", "read"),
-    ("features.training_data", "point_in_time_join", "join"),
-    ("features.training_data", "newest", "split"),
-    ("features.training_data", "time_split", "split"),
-    ("features.training_data", "rows_sha256", "hash"),
-    ("models.training_job", "save_dataset_version", "dataset_record"),
-    ("models.training_job", "_fit", "train"),
-    ("models.trainers.xgboost", "features_matrix", "matrix"),
-    ("models.training_job", "_evaluate", "evaluate"),
-    ("models.assessment", "features_matrix", "matrix"),
-    ("models.training_job", "card_evidence", "card"),
-    ("models.assessment", "feature_importance", "importance"),
-    ("models.assessment", "build_card_assets", "plots"),
-    ("models.training_job", "write_model_card", "card"),
-    ("models.training_job", "_register", "register"),
-    ("models.training_job", "_announce", "register"),
+    ("fti.features.training_data", "read_offline", "read"),
+    ("fti.features.training_data", "point_in_time_join", "join"),
+    ("fti.features.training_data", "newest", "split"),
+    ("fti.features.training_data", "time_split", "split"),
+    ("fti.features.training_data", "rows_sha256", "hash"),
+    ("fti.models.jobs.training_job", "save_dataset_version", "dataset_record"),
+    ("fti.models.jobs.training_job", "_fit", "train"),
+    ("fti.models.trainers.xgboost", "features_matrix", "matrix"),
+    ("fti.models.jobs.training_job", "_evaluate", "evaluate"),
+    ("fti.models.evaluation.assessment", "features_matrix", "matrix"),
+    ("fti.models.jobs.training_job", "card_evidence", "card"),
+    ("fti.models.evaluation.assessment", "feature_importance", "importance"),
+    ("fti.models.evaluation.assessment", "build_card_assets", "plots"),
+    ("fti.models.jobs.training_job", "write_model_card", "card"),
+    ("fti.models.jobs.training_job", "_register", "register"),
+    ("fti.models.jobs.training_job", "_announce", "register"),
 )
 
 

@@ -23,8 +23,9 @@ import lancedb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from features.definitions import FEATURES_TABLE, LABELS_TABLE
-from features.splits import (
+from fti.errors import FtiError
+from fti.features.definitions import FEATURES_TABLE, LABELS_TABLE
+from fti.features.splits import (
     SPLIT_NAMES,
     TimeRange,
     check_fractions,
@@ -33,7 +34,7 @@ from features.splits import (
     time_range_split,
     time_split,
 )
-from features.training_data import (
+from fti.features.training_data import (
     VIEW_NAME,
     DatasetRecord,
     OfflineSnapshot,
@@ -47,7 +48,6 @@ from features.training_data import (
     save_dataset_version,
     split_stats,
 )
-from fti.errors import FtiError
 from fti.settings import Settings, TrainingSettings
 
 logger = logging.getLogger(__name__)
@@ -60,13 +60,13 @@ CREATE_STEPS = ("read offline store", "join feature view", "split", "write parqu
 
 
 def feature_view(name: str) -> View:
-    """The point-in-time join of the declared feature view ``name`` (`features.fraud.CATALOG`),
+    """The point-in-time join of the declared feature view ``name`` (`fti.features.fraud.CATALOG`),
     with the view's lookback as TTL; FtiError listing the known views if there is none.
 
     >>> feature_view("fraud_v1")(*_empty_tables()).num_rows
     0
     """
-    from features.fraud import CATALOG
+    from fti.features.fraud import CATALOG
 
     known = sorted({v.name for v in CATALOG.views()})
     if name not in known:
@@ -76,7 +76,7 @@ def feature_view(name: str) -> View:
 
 
 def _empty_tables() -> tuple[pa.Table, pa.Table]:
-    from features.definitions import FEATURES_SCHEMA, LABELS_SCHEMA
+    from fti.features.definitions import FEATURES_SCHEMA, LABELS_SCHEMA
 
     return FEATURES_SCHEMA.empty_table(), LABELS_SCHEMA.empty_table()
 

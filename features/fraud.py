@@ -1,13 +1,13 @@
 """The fraud system, declared: its feature groups, its feature view and a catalog of them.
 
 Pure data, built at import without I/O. The declarations describe the tables the feature
-flow already writes (`features.definitions`), so they can replace the hand-written schemas:
+flow already writes (`fti.features.definitions`), so they can replace the hand-written schemas:
 `CARD_FEATURES.schema()` equals ``FEATURES_SCHEMA`` and ``fraud_v1``'s model inputs are
 ``FEATURE_COLUMNS`` in order (checked below, at import).
 
 >>> CATALOG.view("fraud_v1").model_inputs() == FEATURE_COLUMNS
 True
->>> from features.definitions import FEATURES_SCHEMA
+>>> from fti.features.definitions import FEATURES_SCHEMA
 >>> CARD_FEATURES.schema().equals(FEATURES_SCHEMA)
 True
 >>> [g.table_name for g in CATALOG.groups()]
@@ -20,14 +20,14 @@ from datetime import timedelta
 
 import pyarrow as pa
 
-from features.definitions import (
+from fti.features.definitions import (
     FEATURE_COLUMNS,
     FEATURES_TABLE,
     LABEL_COLUMN,
     LABELS_TABLE,
 )
-from features.groups import KEY_TAG, Feature, FeatureGroup
-from features.views import FeatureCatalog, FeatureView, FeatureViewError, Join
+from fti.features.groups import KEY_TAG, Feature, FeatureGroup
+from fti.features.views import FeatureCatalog, FeatureView, FeatureViewError, Join
 
 _DESCRIPTIONS: dict[str, str] = {
     "amount": "Transaction amount in its currency.",
@@ -157,7 +157,7 @@ FRAUD_V1 = FeatureView(
 if FRAUD_V1.model_inputs() != FEATURE_COLUMNS:  # not `assert`: must hold under -O too
     raise FeatureViewError(
         f"feature view 'fraud_v1' inputs {FRAUD_V1.model_inputs()} differ from "
-        f"features.definitions.FEATURE_COLUMNS {FEATURE_COLUMNS}; change both together"
+        f"fti.features.definitions.FEATURE_COLUMNS {FEATURE_COLUMNS}; change both together"
     )
 
 

@@ -227,7 +227,7 @@ def check_evolution(old: FeatureGroup, new: FeatureGroup) -> None:
     >>> check_evolution(old, FeatureGroup("g", 1, ("k",), "t", ()))
     Traceback (most recent call last):
     ...
-    features.groups.SchemaEvolutionError: feature group 'g' v1 changed incompatibly: \
+    fti.features.groups.SchemaEvolutionError: feature group 'g' v1 changed incompatibly: \
 removed feature 'x'; bump the version (to v2) to make this change
     >>> check_evolution(old, FeatureGroup("g", 2, ("k",), "t", ()))
     """

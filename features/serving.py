@@ -15,10 +15,10 @@ the feature flow) and serving rows agree whether or not the feature flow has see
 
 from __future__ import annotations
 
-from connectors.online_store import OnlineRow
-from features.definitions import FEATURE_COLUMNS
-from features.windows import WindowEntry, event_features, past_of, window_features
+from fti.connectors.online import OnlineRow
 from fti.events import Transaction
+from fti.features.definitions import FEATURE_COLUMNS
+from fti.features.windows import WindowEntry, event_features, past_of, window_features
 
 
 def feature_vector(tx: Transaction, online: OnlineRow | None) -> list[float]:

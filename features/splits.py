@@ -23,8 +23,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from features.training_data import Split, sort_by_label_time
 from fti.errors import FtiError
+from fti.features.training_data import Split, sort_by_label_time
 
 Fractions = tuple[float, float, float]
 TimeRange = tuple[datetime | None, datetime | None]

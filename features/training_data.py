@@ -32,14 +32,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 
-from features.definitions import (
+from fti.errors import FtiError
+from fti.features.definitions import (
     FEATURE_COLUMNS,
     FEATURES_TABLE,
     LABEL_COLUMN,
     LABELS_TABLE,
 )
-from features.pit import asof_join
-from fti.errors import FtiError
+from fti.features.pit import asof_join
 from fti.settings import TrainingSettings
 
 logger = logging.getLogger(__name__)

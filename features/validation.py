@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Literal, Protocol
 
-from features.groups import FeatureGroup
 from fti.errors import EventError, FtiError
 from fti.events import to_utc_datetime
+from fti.features.groups import FeatureGroup
 from fti.settings import ValidationSettings
 
 Policy = Literal["strict", "warn"]

@@ -7,7 +7,7 @@ evaluation (slices, bias checks) but never fed to the model. Features tagged wit
 tag (``pii`` by default) may be helper columns, never model inputs.
 
 >>> import pyarrow as pa
->>> from features.groups import Feature, FeatureGroup
+>>> from fti.features.groups import Feature, FeatureGroup
 >>> labels = FeatureGroup("labels", 1, ("tx_id",), "event_time",
 ...                       (Feature("is_fraud", pa.int8(), nullable=False),))
 >>> tx = FeatureGroup("tx", 1, ("tx_id",), "event_time",
@@ -27,8 +27,8 @@ from typing import Literal, TypeVar
 
 import pyarrow as pa
 
-from features.groups import KEY_TAG, Feature, FeatureGroup, FeatureGroupError, check_evolution
 from fti.errors import FtiError
+from fti.features.groups import KEY_TAG, Feature, FeatureGroup, FeatureGroupError, check_evolution
 
 Role = Literal["label", "input", "helper"]
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -226,7 +226,7 @@ class FeatureView:
     def input_schema(self) -> pa.Schema:
         """Arrow schema of the model inputs, in order.
 
-        >>> from features.fraud import FRAUD_V1
+        >>> from fti.features.fraud import FRAUD_V1
         >>> FRAUD_V1.input_schema().field("amount").type
         DataType(double)
         """
@@ -270,7 +270,7 @@ class FeatureCatalog:
     Re-registering a group under the same name and version applies `check_evolution`;
     a view is immutable per version.
 
-    >>> from features.fraud import CATALOG
+    >>> from fti.features.fraud import CATALOG
     >>> CATALOG.group("card_features").table_name, CATALOG.view("fraud_v1").labels
     ('card_features', ('is_fraud',))
     """

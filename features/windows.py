@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from features.definitions import CHANNEL_CODES
+from fti.features.definitions import CHANNEL_CODES
 
 HOUR_S = 3600.0
 DAY_S = 86400.0

@@ -2,7 +2,7 @@
 
 Invalid transactions and labels go to the DLQ with the rule they broke; labels go to the
 offline label table. Run it with ``fti flow features`` or
-``python -m bytewax.run flows.features:flow``.
+``python -m bytewax.run fti.flows.features:flow``.
 """
 
 from __future__ import annotations
@@ -17,29 +17,29 @@ import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
-from connectors.kafka_sink import KafkaProducerSink
-from connectors.kafka_source import KafkaPartitionSource, KafkaRecord
-from connectors.offline_store import LanceOfflineStore
-from connectors.online_store import OnlineRow, freshness_seconds, open_online_store
-from features.definitions import (
+from fti import metrics
+from fti.connectors.offline.store import LanceOfflineStore
+from fti.connectors.online import OnlineRow, freshness_seconds, open_online_store
+from fti.errors import EventError
+from fti.events import Label, Transaction, decode_transaction, parse_label
+from fti.features.definitions import (
     FEATURE_COLUMNS,
     FEATURES_SCHEMA,
     FEATURES_TABLE,
     LABELS_SCHEMA,
     LABELS_TABLE,
 )
-from features.validation import transaction_rules
-from features.windows import (
+from fti.features.validation import transaction_rules
+from fti.features.windows import (
     CardWindow,
     WindowEntry,
     entries_to_json,
     event_features,
     update_window,
 )
-from flows.records import Decoded, Rejected, flow_from_environment, to_dlq
-from fti import metrics
-from fti.errors import EventError
-from fti.events import Label, Transaction, decode_transaction, parse_label
+from fti.flows.records import Decoded, Rejected, flow_from_environment, to_dlq
+from fti.flows.sinks import KafkaProducerSink
+from fti.flows.sources import KafkaPartitionSource, KafkaRecord
 from fti.settings import Settings, ValidationSettings
 
 FeatureRow = dict[str, Any]

@@ -4,7 +4,7 @@ The champion is followed through `registry.events` and swapped between batches w
 restart. Optionally (`shadow`), the `challenger` alias scores the same batches into
 `predictions.shadow`; only the champion's predictions reach `predictions`. Invalid
 transactions are skipped here (the feature flow sends them to the DLQ).
-Run it with ``fti flow inference`` or ``python -m bytewax.run flows.inference:flow``.
+Run it with ``fti flow inference`` or ``python -m bytewax.run fti.flows.inference:flow``.
 """
 
 from __future__ import annotations
@@ -21,24 +21,24 @@ import bytewax.operators as op
 import numpy as np
 from bytewax.dataflow import Dataflow
 
-from connectors.kafka_sink import KafkaProducerSink, OutMessage
-from connectors.kafka_source import KafkaPartitionSource, KafkaRecord
-from connectors.online_store import open_online_store
-from connectors.registry_events import RegistryEventWatcher
-from features.serving import feature_vector
-from flows.live_metrics import count_shadow
 from fti import metrics
+from fti.connectors.kafka.registry_events import RegistryEventWatcher
+from fti.connectors.online import open_online_store
 from fti.errors import EventError, FtiError
 from fti.events import Prediction, RegistryEvent, Transaction, parse_transaction
-from fti.settings import Settings, ValidationSettings
-from models.registry import CHALLENGER, ModelRegistry
-from models.serving import (
+from fti.features.serving import feature_vector
+from fti.flows.live_metrics import count_shadow
+from fti.flows.sinks import KafkaProducerSink, OutMessage
+from fti.flows.sources import KafkaPartitionSource, KafkaRecord
+from fti.models.registry import CHALLENGER, ModelRegistry
+from fti.models.serving import (
     AliasHolder,
     ChallengerHolder,
     ChampionHolder,
     ServingModel,
     count_shadow_error,
 )
+from fti.settings import Settings, ValidationSettings
 
 log = logging.getLogger(__name__)
 
@@ -202,9 +202,9 @@ def get_flow(
 
 
 def __getattr__(name: str) -> Any:
-    # `python -m bytewax.run flows.inference:flow`: build from the environment on access.
+    # `python -m bytewax.run fti.flows.inference:flow`: build from the environment on access.
     if name == "flow":
-        from flows.service import prepare_inference
+        from fti.flows.service import prepare_inference
         from fti.settings import load_settings
 
         settings = load_settings()

@@ -2,11 +2,11 @@
 
 Predictions are joined with their labels by `tx_id` to get the live error stream; each
 transaction gives one value per monitored feature (`MonitorConfig.features`: `amount`, as
-log1p, and any of `channel_code`, `hour_of_day` from `features.windows.event_features`);
+log1p, and any of `channel_code`, `hour_of_day` from `fti.features.windows.event_features`);
 every observation then meets one `RetrainPolicy` per model, which writes `retrain.requests`.
 Each joined prediction also updates the model version's live accuracy, precision and recall
-over a sliding window (`flows.live_metrics`).
-Run it with ``fti flow monitor`` or ``python -m bytewax.run flows.monitor:flow``.
+over a sliding window (`fti.flows.live_metrics`).
+Run it with ``fti flow monitor`` or ``python -m bytewax.run fti.flows.monitor:flow``.
 """
 
 from __future__ import annotations
@@ -22,11 +22,6 @@ from typing import Any
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 
-from connectors.kafka_sink import KafkaProducerSink, OutMessage
-from connectors.kafka_source import KafkaPartitionSource, KafkaRecord
-from features.windows import event_features
-from flows.live_metrics import DEFAULT_WINDOW, LiveMetrics, LiveMetricsBook, export
-from flows.records import flow_from_environment
 from fti import metrics
 from fti.errors import ConfigError, EventError
 from fti.events import (
@@ -37,8 +32,12 @@ from fti.events import (
     parse_label,
     parse_transaction,
 )
-from fti.settings import Settings
-from models.retrain_policy import (
+from fti.features.windows import event_features
+from fti.flows.live_metrics import DEFAULT_WINDOW, LiveMetrics, LiveMetricsBook, export
+from fti.flows.records import flow_from_environment
+from fti.flows.sinks import KafkaProducerSink, OutMessage
+from fti.flows.sources import KafkaPartitionSource, KafkaRecord
+from fti.models.drift.retrain_policy import (
     ChampionChanged,
     ErrorObserved,
     FeatureObserved,
@@ -48,6 +47,7 @@ from models.retrain_policy import (
     monitor_config,
     monitored_value,
 )
+from fti.settings import Settings
 
 Joined = tuple[Prediction | None, bool | None]
 

@@ -2,7 +2,7 @@
 
 Invalid records go to the DLQ with the reason they were rejected. Rows carry their Kafka
 source, so a replay after a crash appends nothing twice. Run it with
-``python -m bytewax.run flows.preferences:flow``.
+``python -m bytewax.run fti.flows.preferences:flow``.
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ import pyarrow as pa
 from bytewax.dataflow import Dataflow
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
-from connectors.kafka_sink import KafkaProducerSink
-from connectors.kafka_source import KafkaPartitionSource, KafkaRecord
-from connectors.offline_store import LanceOfflineStore
-from flows.records import Decoded, Rejected, flow_from_environment, to_dlq
 from fti import metrics
+from fti.connectors.offline.store import LanceOfflineStore
 from fti.errors import EventError
-from fti.preference_synthetic import PreferenceEvent, parse_preference
+from fti.flows.records import Decoded, Rejected, flow_from_environment, to_dlq
+from fti.flows.sinks import KafkaProducerSink
+from fti.flows.sources import KafkaPartitionSource, KafkaRecord
 from fti.settings import Settings
+from fti.synthetic.preferences import PreferenceEvent, parse_preference
 
 #: Topic the flow reads. Not in `TopicSettings` yet; pass `topic=` to `get_flow` to change it.
 PREFERENCES_TOPIC = "preferences"

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from connectors.kafka_sink import OutMessage
-from connectors.kafka_source import KafkaRecord
+from fti.flows.sinks import OutMessage
+from fti.flows.sources import KafkaRecord
 
 T = TypeVar("T")
 
@@ -60,7 +60,7 @@ def dlq_message(rejected: Rejected, dlq_topic: str) -> OutMessage:
 def flow_from_environment(get_flow: Callable[..., Any]) -> Callable[[str], Any]:
     """A module ``__getattr__`` that builds ``flow`` from the environment on first access.
 
-    ``python -m bytewax.run flows.features:flow`` then works while importing the module
+    ``python -m bytewax.run fti.flows.features:flow`` then works while importing the module
     reads no settings.
     """
 

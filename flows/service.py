@@ -15,12 +15,12 @@ from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.run import cli_main
 from bytewax.testing import run_main
 
-from connectors.registry_events import RegistryEventWatcher
 from fti import metrics
+from fti.connectors.kafka.registry_events import RegistryEventWatcher
 from fti.errors import FtiError
+from fti.models.registry import ModelRegistry
+from fti.models.serving import ChampionHolder
 from fti.settings import RecoverySettings, Settings
-from models.registry import ModelRegistry
-from models.serving import ChampionHolder
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ class Cluster:
 def run_flow_service(name: str, settings: Settings, cluster: Cluster | None = None) -> None:
     """Serve metrics and run flow `name` in this process (or as one process of a cluster)
     until it is stopped."""
-    from flows import features, inference, monitor, preferences
+    from fti.flows import features, inference, monitor, preferences
 
     if name not in FLOWS:
         raise FtiError(f"unknown flow {name!r}; choose one of {', '.join(FLOWS)}")

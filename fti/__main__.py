@@ -2,6 +2,6 @@
 
 import sys
 
-from fti.cli import main
+from fti.cli.main import main
 
 sys.exit(main())

@@ -179,7 +179,7 @@ def parse_transaction(
 ) -> Transaction:
     """Decode a raw transaction and enforce the business rules (strictly); raise `EventError`
     naming the rule it broke."""
-    from features.validation import transaction_rules
+    from fti.features.validation import transaction_rules
 
     tx = decode_transaction(raw)
     transaction_rules(rules, "strict").enforce(tx.model_dump(), now or datetime.now(UTC))

@@ -8,10 +8,10 @@ A JSON line carries `ts` (UTC, RFC 3339 with milliseconds), `level`, `logger`, `
 >>> root = logging.getLogger(); saved = (root.handlers[:], root.level)
 >>> out = io.StringIO()
 >>> configure_logging("INFO", "json", stream=out, service="features")
->>> logging.getLogger("fti.demo").info("flow %s running", "features", extra={"event": "ready"})
+>>> logging.getLogger("fti.ops.demo").info("flow %s running", "features", extra={"event": "ready"})
 >>> line = json.loads(out.getvalue())
 >>> line["level"], line["logger"], line["message"], line["service"], line["event"]
-('INFO', 'fti.demo', 'flow features running', 'features', 'ready')
+('INFO', 'fti.ops.demo', 'flow features running', 'features', 'ready')
 >>> root.handlers[:], _ = saved[0], root.setLevel(saved[1])
 """
 

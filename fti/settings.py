@@ -132,7 +132,7 @@ class ValidationSettings(_Section):
 
 
 class DetectorSettings(_Section):
-    """One drift detector of one stream (`models.drift_detectors.DetectorConfig`)."""
+    """One drift detector of one stream (`fti.models.drift.detectors.DetectorConfig`)."""
 
     kind: Literal["adwin", "page_hinkley", "kswin", "psi", "ks"]
     params: dict[str, float | int | str] = Field(default_factory=dict)

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 import xgboost as xgb
 
-from features.definitions import FEATURE_COLUMNS
 from fti import metrics
-from models.registry import CHALLENGER, CHAMPION, ModelRegistry
-from models.xgboost_trainer import MODEL_FILE, load_model, predict_scores
+from fti.features.definitions import FEATURE_COLUMNS
+from fti.models.registry import CHALLENGER, CHAMPION, ModelRegistry
+from fti.models.trainers.xgboost_model import MODEL_FILE, load_model, predict_scores
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from connectors.kafka_clients import ensure_topics
+from fti.connectors.kafka.clients import ensure_topics
+from fti.infra.embedded_broker import EmbeddedBroker, free_port
 from fti.settings import BrokerSettings, Settings
-from infra.embedded_broker import EmbeddedBroker, free_port
 from tests.support import make_settings
 
 

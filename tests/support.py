@@ -13,7 +13,7 @@ from bytewax.dataflow import Dataflow
 from bytewax.testing import run_main
 from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
 
-from connectors.kafka_clients import make_consumer, partitions_of
+from fti.connectors.kafka.clients import make_consumer, partitions_of
 from fti.settings import KafkaSettings, MetricsSettings, Settings, TopicSettings
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from connectors.kafka_clients import ensure_topics, make_producer, partitions_of
+from fti.connectors.kafka.clients import ensure_topics, make_producer, partitions_of
 from fti.errors import BrokerError
+from fti.infra.embedded_broker import EmbeddedBroker
 from fti.settings import BrokerSettings, Settings
-from infra.embedded_broker import EmbeddedBroker
 from tests.support import read_topic
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fti.cli import build_parser, main
+from fti.cli.main import build_parser, main
 
 COMMANDS = [
     "broker", "produce", "flow", "trainer", "train", "registry", "store", "dataset", "bench",

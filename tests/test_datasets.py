@@ -13,23 +13,23 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from features.datasets import (
+from fti.cli.dataset import add_dataset_parser, run_dataset_command
+from fti.errors import FtiError
+from fti.features.datasets import (
     create_dataset,
     dataset_files,
     dataset_hash,
     list_datasets,
     read_dataset,
 )
-from features.definitions import (
+from fti.features.definitions import (
     FEATURE_COLUMNS,
     FEATURES_SCHEMA,
     FEATURES_TABLE,
     LABELS_SCHEMA,
     LABELS_TABLE,
 )
-from features.training_data import load_dataset_record, rows_sha256, save_dataset_version
-from fti.dataset_cli import add_dataset_parser, run_dataset_command
-from fti.errors import FtiError
+from fti.features.training_data import load_dataset_record, rows_sha256, save_dataset_version
 from fti.settings import Settings
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -122,7 +122,7 @@ def test_time_ranges_and_training_job_records_are_listed(store: Settings) -> Non
     record = load_dataset_record(store.data_dir / "datasets", n)
     assert record.ranges is not None and record.fractions is None
     assert dataset_hash(store, n) == record.rows_sha256
-    from features.training_data import build_dataset
+    from fti.features.training_data import build_dataset
     from fti.settings import TrainingSettings
 
     job = build_dataset(store.offline_dir, TrainingSettings(window_labels=300))

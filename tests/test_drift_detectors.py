@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from river import drift
 from scipy import stats
 
-from models.drift_detectors import (
+from fti.models.drift.detectors import (
     DetectorConfig,
     FastKSWIN,
     ReferenceWindowTest,
@@ -235,7 +235,7 @@ def test_window_tests_need_a_reference() -> None:
 
 
 def test_quick_bench_prints_json_lines(capsys: pytest.CaptureFixture[str]) -> None:
-    from bench import detectors as bench
+    from fti.bench import detectors as bench
 
     assert bench.main(["--quick", "--seeds", "1"]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from fti.errors import FtiError
-from models.evaluation import evaluate
-from models.gates import check_gates
+from fti.models.evaluation.gates import check_gates
+from fti.models.evaluation.metrics import evaluate
 
 
 def _pairwise_auc(y: np.ndarray, s: np.ndarray) -> float:

@@ -7,7 +7,7 @@ import pytest
 from sklearn import metrics as skm
 
 from fti.errors import FtiError
-from models.evaluation import (
+from fti.models.evaluation.metrics import (
     average_precision,
     evaluate,
     evaluate_regression,

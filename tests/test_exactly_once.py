@@ -14,15 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from connectors.event_producer import StreamProducer
-from connectors.offline_store import LanceOfflineStore
-from features.definitions import FEATURE_COLUMNS
-from features.training_data import read_offline
-from flows.features import card_features
-from flows.records import Decoded
+from fti.connectors.offline.store import LanceOfflineStore
 from fti.events import parse_transaction
+from fti.features.definitions import FEATURE_COLUMNS
+from fti.features.training_data import read_offline
+from fti.flows.features import card_features
+from fti.flows.records import Decoded
+from fti.ops.producer import StreamProducer
 from fti.settings import Settings, ValidationSettings
-from fti.synthetic import StreamSpec, generate
+from fti.synthetic.transactions import StreamSpec, generate
 from tests.support import wait_for
 from tests.test_services import service_env
 
@@ -31,7 +31,7 @@ SPEC = StreamSpec(count=12000, drift_at=6000, bad_fraction=0.02, seed=21)
 
 def reference_features() -> dict[str, dict[str, float]]:
     """Features per tx_id from the pure step, events in stream order, no crash."""
-    from connectors.kafka_source import KafkaRecord
+    from fti.flows.sources import KafkaRecord
 
     windows: dict = {}
     out = {}

@@ -9,16 +9,16 @@ from collections import Counter
 
 import pytest
 
-from connectors.event_producer import StreamProducer
-from connectors.offline_store import LanceOfflineStore
-from connectors.online_store import open_online_store
-from features.definitions import FEATURES_TABLE, LABELS_TABLE
-from features.training_data import read_offline
-from flows import features
+from fti.connectors.offline.store import LanceOfflineStore
+from fti.connectors.online import open_online_store
 from fti.errors import EventError
 from fti.events import Transaction, decode_transaction
+from fti.features.definitions import FEATURES_TABLE, LABELS_TABLE
+from fti.features.training_data import read_offline
+from fti.flows import features
+from fti.ops.producer import StreamProducer
 from fti.settings import OnlineStoreSettings, Settings, ValidationSettings
-from fti.synthetic import StreamSpec, generate
+from fti.synthetic.transactions import StreamSpec, generate
 from tests.support import read_topic, running_flow, wait_for
 
 SPEC = StreamSpec(count=3000, drift_at=2000, bad_fraction=0.05, seed=11)

@@ -8,9 +8,10 @@ from datetime import timedelta
 import pyarrow as pa
 import pytest
 
-from features.definitions import FEATURE_COLUMNS, FEATURES_SCHEMA, LABELS_SCHEMA
-from features.fraud import CARD_FEATURES, CATALOG, LABELS, TRANSACTIONS_RAW
-from features.groups import (
+from fti.errors import FtiError
+from fti.features.definitions import FEATURE_COLUMNS, FEATURES_SCHEMA, LABELS_SCHEMA
+from fti.features.fraud import CARD_FEATURES, CATALOG, LABELS, TRANSACTIONS_RAW
+from fti.features.groups import (
     KEY_TAG,
     Feature,
     FeatureGroup,
@@ -18,8 +19,7 @@ from features.groups import (
     SchemaEvolutionError,
     check_evolution,
 )
-from features.views import FeatureCatalog
-from fti.errors import FtiError
+from fti.features.views import FeatureCatalog
 
 X = Feature("x", pa.float64(), description="an x")
 Y = Feature("y", pa.int64(), nullable=False)

@@ -8,10 +8,10 @@ from datetime import timedelta
 import pyarrow as pa
 import pytest
 
-from features.definitions import FEATURE_COLUMNS, LABEL_COLUMN
-from features.fraud import CARD_FEATURES, CATALOG, FRAUD_V1, LABELS, TRANSACTIONS_RAW
-from features.groups import Feature, FeatureGroup, SchemaEvolutionError
-from features.views import FeatureCatalog, FeatureView, FeatureViewError, Join
+from fti.features.definitions import FEATURE_COLUMNS, LABEL_COLUMN
+from fti.features.fraud import CARD_FEATURES, CATALOG, FRAUD_V1, LABELS, TRANSACTIONS_RAW
+from fti.features.groups import Feature, FeatureGroup, SchemaEvolutionError
+from fti.features.views import FeatureCatalog, FeatureView, FeatureViewError, Join
 
 #: A group keyed by card, reachable only through card_features' secondary key card_id.
 CARD_PROFILE = FeatureGroup(

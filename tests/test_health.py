@@ -11,7 +11,7 @@ import pytest
 
 from fti import metrics
 from fti.health import HealthServer, serve_health_and_metrics
-from infra.embedded_broker import port_is_free
+from fti.infra.embedded_broker import port_is_free
 
 
 def get(server: HealthServer, path: str) -> tuple[int, str, str]:

@@ -13,15 +13,15 @@ import optuna
 import pyarrow as pa
 import pytest
 
-from bench.train_overhead import fill_offline_store
-from features.definitions import FEATURE_COLUMNS, LABEL_COLUMN
-from features.training_data import Split
+from fti.bench.train_overhead import fill_offline_store
 from fti.errors import ConfigError, FtiError
+from fti.features.definitions import FEATURE_COLUMNS, LABEL_COLUMN
+from fti.features.training_data import Split
+from fti.models.hpo.job import best_params_from, run_search_job, search_records
+from fti.models.hpo.ray_tune import search_ray
+from fti.models.hpo.search import SPACES, apply_params, objective_for, search, space_for
+from fti.models.jobs.specs import ModelSpec, spec_for
 from fti.settings import Settings, TrainingSettings
-from models.hpo import SPACES, apply_params, objective_for, search, space_for
-from models.hpo_job import best_params_from, run_search_job, search_records
-from models.hpo_ray import search_ray
-from models.specs import ModelSpec, spec_for
 
 #: One XGBoost thread: on a loaded 2-core machine two OpenMP threads make tiny fits far slower.
 FAST_XGB = {"n_jobs": 1}

@@ -9,13 +9,13 @@ import pytest
 import xgboost as xgb
 
 from fti.errors import FtiError
-from models.importance import (
+from fti.models.evaluation.importance import (
     feature_importance,
     permutation_importance,
     shap_contributions,
     shap_importance,
 )
-from models.trainers.xgboost import LoadedXGBoost
+from fti.models.trainers.xgboost import LoadedXGBoost
 
 NAMES = ["signal", "noise_a", "noise_b", "noise_c", "noise_d"]
 

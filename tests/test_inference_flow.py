@@ -10,16 +10,16 @@ from pathlib import Path
 import numpy as np
 import xgboost as xgb
 
-from connectors.event_producer import StreamProducer
-from features.definitions import FEATURE_COLUMNS
-from flows import inference
-from flows.service import prepare_inference
+from fti.features.definitions import FEATURE_COLUMNS
+from fti.flows import inference
+from fti.flows.service import prepare_inference
+from fti.models.jobs.trainer_service import RegistryEventPublisher
+from fti.models.registry import CHAMPION, ModelRegistry
+from fti.models.serving import MODEL_FILE
+from fti.models.trainers.xgboost_model import save_model
+from fti.ops.producer import StreamProducer
 from fti.settings import Settings
-from fti.synthetic import StreamSpec
-from models.registry import CHAMPION, ModelRegistry
-from models.serving import MODEL_FILE
-from models.trainer_service import RegistryEventPublisher
-from models.xgboost_trainer import save_model
+from fti.synthetic.transactions import StreamSpec
 from tests.support import read_topic, running_flow, wait_for
 
 
@@ -89,7 +89,7 @@ def test_tampered_champion_is_refused(settings: Settings, tmp_path: Path) -> Non
     path = registry.root / settings.inference.model_name / str(version) / MODEL_FILE
     path.chmod(0o644)
     path.write_bytes(path.read_bytes() + b"tampered")
-    from models.serving import load_serving_model
+    from fti.models.serving import load_serving_model
 
     try:
         load_serving_model(registry, settings.inference.model_name, version)

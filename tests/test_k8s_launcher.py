@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from fti.errors import ConfigError, FtiError
-from models.k8s_launcher import KubernetesJobConfig, KubernetesJobLauncher, job_name
-from models.launchers import JobSpec
+from fti.models.jobs.k8s_launcher import KubernetesJobConfig, KubernetesJobLauncher, job_name
+from fti.models.jobs.launchers import JobSpec
 
 JOB = JobSpec("fraud-xgb-ab12cd34", "fraud-xgb", "drift",
               datetime(2026, 1, 1, tzinfo=UTC), attempt=2)

@@ -7,16 +7,16 @@ from datetime import UTC, datetime
 
 import pytest
 
-from flows.live_metrics import LiveMetrics, LiveMetricsBook
-from flows.monitor import (
+from fti.events import Prediction
+from fti.flows.live_metrics import LiveMetrics, LiveMetricsBook
+from fti.flows.monitor import (
     LabelledPrediction,
     join_labelled,
     join_prediction_label,
     update_live_metrics,
 )
-from fti.events import Prediction
+from fti.models.drift.retrain_policy import ErrorObserved
 from fti.settings import Settings
-from models.retrain_policy import ErrorObserved
 
 # (predicted, actual): tp=3, fp=2, fn=1, tn=4
 PAIRS = [(1, 1), (1, 1), (1, 1), (1, 0), (1, 0), (0, 1), (0, 0), (0, 0), (0, 0), (0, 0)]

@@ -18,14 +18,13 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from transformers import BertConfig, BertForSequenceClassification
 
-from connectors.kafka_source import KafkaRecord
-from connectors.offline_store import LanceOfflineStore
-from flows.preferences import PREFERENCES_SCHEMA, PREFERENCES_TABLE, preference_row
-from flows.records import Decoded
+from fti.connectors.offline.store import LanceOfflineStore
 from fti.errors import ConfigError, FtiError, RegistryError
-from fti.preference_synthetic import PreferenceSpec, generate_preferences, parse_preference
-from fti.settings import Settings
-from models.lora_trainer import (
+from fti.flows.preferences import PREFERENCES_SCHEMA, PREFERENCES_TABLE, preference_row
+from fti.flows.records import Decoded
+from fti.flows.sources import KafkaRecord
+from fti.models.registry import ModelRegistry
+from fti.models.trainers.lora import (
     ADAPTER_CONFIG,
     ADAPTER_WEIGHTS,
     CARD_FILE,
@@ -49,7 +48,8 @@ from models.lora_trainer import (
     train_lora,
     verify_base_model,
 )
-from models.registry import ModelRegistry
+from fti.settings import Settings
+from fti.synthetic.preferences import PreferenceSpec, generate_preferences, parse_preference
 
 HEAD_KEYS = {"classifier.weight", "classifier.bias", "bert.pooler.dense.weight",
              "bert.pooler.dense.bias"}

@@ -15,14 +15,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from features.definitions import FEATURE_COLUMNS, LABEL_COLUMN
-from features.training_data import Split
 from fti.errors import ConfigError
-from models.trainers import EpochCallback, trainer_for
-from models.trainers.checkpoints import checkpoint_epochs
-from models.trainers.mlp import MLPParams, MLPTrainer
-from models.trainers.mlp_model import Standardizer, build_network, pos_weight
-from models.xgboost_trainer import features_matrix
+from fti.features.definitions import FEATURE_COLUMNS, LABEL_COLUMN
+from fti.features.training_data import Split
+from fti.models.trainers import EpochCallback, trainer_for
+from fti.models.trainers.checkpoints import checkpoint_epochs
+from fti.models.trainers.mlp import MLPParams, MLPTrainer
+from fti.models.trainers.mlp_model import Standardizer, build_network, pos_weight
+from fti.models.trainers.xgboost_model import features_matrix
 
 #: Small and quick; patience above epochs so every run trains all epochs.
 FAST = {"hidden_sizes": [16, 8], "epochs": 5, "batch_size": 64, "patience": 10}

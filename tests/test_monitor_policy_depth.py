@@ -13,12 +13,11 @@ import numpy as np
 import pytest
 from prometheus_client import REGISTRY
 
-from flows.monitor import apply_policy, feature_values, monitored_features
 from fti.errors import ConfigError
 from fti.events import RetrainRequest, Transaction
-from fti.settings import MonitorSettings, Settings, TrainingSettings
-from models.drift_detectors import DetectorConfig
-from models.retrain_policy import (
+from fti.flows.monitor import apply_policy, feature_values, monitored_features
+from fti.models.drift.detectors import DetectorConfig
+from fti.models.drift.retrain_policy import (
     ChampionChanged,
     Debounced,
     ErrorObserved,
@@ -31,6 +30,7 @@ from models.retrain_policy import (
     monitor_config,
     monitored_value,
 )
+from fti.settings import MonitorSettings, Settings, TrainingSettings
 
 MIN_LABELS = 50
 ADWIN = DetectorConfig(kind="adwin", params={"delta": 0.0005})

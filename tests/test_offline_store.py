@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from connectors.offline_store import LanceOfflineStore
-from features.training_data import read_offline, rows_sha256
+from fti.connectors.offline.store import LanceOfflineStore
+from fti.features.training_data import read_offline, rows_sha256
 
 SCHEMA = pa.schema([
     ("source_topic", pa.string()), ("source_partition", pa.int32()),
@@ -53,7 +53,7 @@ def test_compaction_merges_fragments_and_old_versions_stay_readable(tmp_path: Pa
 def test_training_data_reread_after_compaction_is_identical(tmp_path: Path) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from features.definitions import (
+    from fti.features.definitions import (
         FEATURE_COLUMNS,
         FEATURES_SCHEMA,
         FEATURES_TABLE,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.online_store import OnlineRow, SqliteOnlineStore
+from fti.connectors.online import OnlineRow, SqliteOnlineStore
 
 
 def _row(entity: str, event_time: float, tx_id: str = "", amount: float = 1.0) -> OnlineRow:

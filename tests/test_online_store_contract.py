@@ -12,16 +12,16 @@ from pathlib import Path
 import pytest
 import redis
 
-from connectors.online_store import (
+from fti.connectors.online import (
     Lookup,
     OnlineRow,
     OnlineStore,
     OnlineStoreError,
+    RedisOnlineStore,
     SqliteOnlineStore,
     freshness_seconds,
     open_online_store,
 )
-from connectors.redis_online_store import RedisOnlineStore
 from fti.errors import FtiError
 from fti.settings import OnlineStoreSettings, Settings
 

@@ -14,8 +14,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from features.pit import asof_join
 from fti.errors import FtiError
+from fti.features.pit import asof_join
 
 TS = pa.timestamp("us", tz="UTC")
 ENGINES = ("sort", "acero")

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 from fti.errors import FtiError
-from models import plots
-from models.evaluation import evaluate
-from models.gates import GateResult
-from models.importance import FeatureImportance
-from models.model_card import (
+from fti.models.evaluation import plots
+from fti.models.evaluation.gates import GateResult
+from fti.models.evaluation.importance import FeatureImportance
+from fti.models.evaluation.metrics import evaluate
+from fti.models.evaluation.model_card import (
     PLOTS,
     ModelCardInfo,
     build_card_assets,
@@ -24,8 +24,8 @@ from models.model_card import (
     render_model_card,
     write_model_card,
 )
-from models.registry_metadata import Lineage, Signature
-from models.slices import evaluate_slices
+from fti.models.evaluation.slices import evaluate_slices
+from fti.models.registry.metadata import Lineage, Signature
 
 MIN_PNG_BYTES = 5_000
 

@@ -9,15 +9,15 @@ from pathlib import Path
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from connectors.kafka_clients import make_producer
-from connectors.kafka_source import KafkaRecord
-from connectors.offline_store import LanceOfflineStore
-from flows import preferences
-from flows.preferences import PREFERENCES_TABLE
-from flows.records import Decoded
-from fti.preference_synthetic import PreferenceSpec, generate_preferences, parse_preference
+from fti.connectors.kafka.clients import make_producer
+from fti.connectors.offline.store import LanceOfflineStore
+from fti.flows import preferences
+from fti.flows.preferences import PREFERENCES_TABLE
+from fti.flows.records import Decoded
+from fti.flows.sources import KafkaRecord
+from fti.models.trainers.lora import read_preference_pairs
 from fti.settings import Settings
-from models.lora_trainer import read_preference_pairs
+from fti.synthetic.preferences import PreferenceSpec, generate_preferences, parse_preference
 from tests.support import read_topic, running_flow, wait_for
 
 

@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from fti.errors import EventError
-from fti.preference_synthetic import (
+from fti.synthetic.preferences import (
     MAX_TEXT_CHARS,
     POLITE_OPENINGS,
     RUDE_REPLIES,

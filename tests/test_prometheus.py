@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.embedded_broker import free_port
+from fti.infra.embedded_broker import free_port
 from tests.support import wait_for
 from tests.test_metric_catalogue import ROOT, promql_problems
 from tests.test_up import SERVICES, logs
@@ -211,7 +211,7 @@ def test_prometheus_scrapes_every_fti_service(tmp_path: Path) -> None:
     config.write_text(yaml.safe_dump(scrape_config(ports)))
     promtool("check", "config", str(config))
     api = PrometheusApi(prom_port)
-    up_argv = [sys.executable, "-c", "from fti.up import main; main()"]
+    up_argv = [sys.executable, "-c", "from fti.ops.up import main; main()"]
     prom_argv = [prometheus, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
                  f"--web.listen-address=127.0.0.1:{prom_port}", "--log.level=warn"]
     started = time.monotonic()

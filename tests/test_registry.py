@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from fti.errors import RegistryError
-from models.registry import ModelRegistry, sha256_file
+from fti.models.registry import ModelRegistry, sha256_file
 
 MODEL = "fraud-xgb"
 PASSED = {"passed": True, "reasons": []}

@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 from pyarrow import fs as pafs
 
+from fti.cli.registry import add_registry_parser, run_registry_command
 from fti.errors import RegistryError
 from fti.events import RegistryEvent
-from fti.registry_cli import add_registry_parser, run_registry_command
+from fti.models.registry import ModelRegistry, sha256_file
+from fti.models.registry.history import supported_event_kinds
+from fti.models.registry.store import RegistryStore
 from fti.settings import Settings
-from models.registry import ModelRegistry, sha256_file
-from models.registry_history import supported_event_kinds
-from models.registry_store import RegistryStore
 
 MODEL = "fraud-xgb"
 PASSED = {"passed": True, "reasons": []}

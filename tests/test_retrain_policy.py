@@ -8,8 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from fti.events import RetrainRequest
-from fti.settings import MonitorSettings
-from models.retrain_policy import (
+from fti.models.drift.retrain_policy import (
     ChampionChanged,
     ErrorObserved,
     FeatureObserved,
@@ -17,6 +16,7 @@ from models.retrain_policy import (
     Observation,
     RetrainPolicy,
 )
+from fti.settings import MonitorSettings
 
 DRIFT_MIN_LABELS = 50
 

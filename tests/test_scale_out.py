@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from connectors.event_producer import StreamProducer
-from connectors.kafka_clients import ensure_topics
-from connectors.offline_store import LanceOfflineStore
-from features.definitions import FEATURE_COLUMNS, FEATURES_TABLE
-from features.training_data import read_offline
+from fti.connectors.kafka.clients import ensure_topics
+from fti.connectors.offline.store import LanceOfflineStore
+from fti.features.definitions import FEATURE_COLUMNS, FEATURES_TABLE
+from fti.features.training_data import read_offline
+from fti.infra.embedded_broker import EmbeddedBroker, free_port
+from fti.ops.producer import StreamProducer
 from fti.settings import Settings, TopicSettings
-from fti.synthetic import StreamSpec
-from infra.embedded_broker import EmbeddedBroker, free_port
+from fti.synthetic.transactions import StreamSpec
 from tests.support import make_settings, read_topic, wait_for
 from tests.test_inference_flow import register_model
 from tests.test_services import service_env

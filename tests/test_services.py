@@ -10,12 +10,12 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from connectors.event_producer import StreamProducer
-from connectors.offline_store import LanceOfflineStore
-from features.definitions import FEATURES_TABLE
+from fti.connectors.offline.store import LanceOfflineStore
+from fti.features.definitions import FEATURES_TABLE
+from fti.infra.embedded_broker import free_port, port_is_free
+from fti.ops.producer import StreamProducer
 from fti.settings import Settings
-from fti.synthetic import StreamSpec
-from infra.embedded_broker import free_port, port_is_free
+from fti.synthetic.transactions import StreamSpec
 from tests.support import wait_for
 
 

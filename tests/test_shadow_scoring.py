@@ -13,15 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
-from connectors.event_producer import StreamProducer
-from flows import inference
-from flows.inference import SHADOW_TOPIC, BatchScorer, follow_challenger
-from flows.service import prepare_inference
 from fti.events import Transaction
+from fti.flows import inference
+from fti.flows.inference import SHADOW_TOPIC, BatchScorer, follow_challenger
+from fti.flows.service import prepare_inference
+from fti.models.registry import CHALLENGER, CHAMPION, ModelRegistry
+from fti.models.serving import MODEL_FILE, AliasHolder, ChallengerHolder, ChampionHolder
+from fti.ops.producer import StreamProducer
 from fti.settings import Settings
-from fti.synthetic import StreamSpec
-from models.registry import CHALLENGER, CHAMPION, ModelRegistry
-from models.serving import MODEL_FILE, AliasHolder, ChallengerHolder, ChampionHolder
+from fti.synthetic.transactions import StreamSpec
 from tests.support import read_topic, running_flow, wait_for
 from tests.test_inference_flow import register_model
 

@@ -7,8 +7,8 @@ import pyarrow as pa
 import pytest
 
 from fti.errors import FtiError
-from models.gates import check_gates
-from models.slices import (
+from fti.models.evaluation.gates import check_gates
+from fti.models.evaluation.slices import (
     MISSING,
     SliceReport,
     evaluate_slices,

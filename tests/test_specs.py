@@ -10,17 +10,17 @@ from pathlib import Path
 import pytest
 
 from fti.errors import ConfigError, FtiError
-from fti.settings import Settings, TrainingSettings
-from models.devices import (
+from fti.models.devices import (
     describe_device,
     device_available,
     select_device,
     torch_device,
     xgboost_device,
 )
-from models.specs import SPECS, ModelSpec, spec_for
-from models.trainers import trainer_for
-from models.training_job import run_training_job
+from fti.models.jobs.specs import SPECS, ModelSpec, spec_for
+from fti.models.jobs.training_job import run_training_job
+from fti.models.trainers import trainer_for
+from fti.settings import Settings, TrainingSettings
 
 
 def test_every_catalogued_spec_builds_and_names_itself() -> None:
@@ -59,9 +59,9 @@ def test_unknown_names_and_kinds_are_refused_with_the_known_ones() -> None:
 
 def test_lora_specs_go_to_the_lora_trainer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[object, ...]] = []
-    fake = types.ModuleType("models.lora_trainer")
+    fake = types.ModuleType("fti.models.trainers.lora")
     fake.run_lora_job = lambda *args: calls.append(args) or "result"  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "models.lora_trainer", fake)
+    monkeypatch.setitem(sys.modules, "fti.models.trainers.lora", fake)
     settings = Settings(data_dir=tmp_path)
     assert run_training_job(settings, "drift", None, False, model="preference-lora") == "result"
     ((got_settings, spec, reason, publish, progress),) = calls
@@ -72,7 +72,7 @@ def test_lora_specs_go_to_the_lora_trainer(tmp_path: Path, monkeypatch: pytest.M
 def test_a_missing_lora_trainer_is_a_clear_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(sys.modules, "models.lora_trainer", None)  # import fails
+    monkeypatch.setitem(sys.modules, "fti.models.trainers.lora", None)  # import fails
     with pytest.raises(FtiError, match=r"models/lora_trainer.py::run_lora_job.*fraud-mlp"):
         run_training_job(Settings(data_dir=tmp_path), model="preference-lora")
 

@@ -9,7 +9,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from features.splits import (
+from fti.errors import FtiError
+from fti.features.splits import (
     class_allocation,
     random_split,
     split_sizes,
@@ -17,8 +18,7 @@ from features.splits import (
     time_range_split,
     time_split,
 )
-from features.training_data import Split
-from fti.errors import FtiError
+from fti.features.training_data import Split
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 FRACTIONS = (0.65, 0.15, 0.2)

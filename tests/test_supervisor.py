@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fti.supervisor import Backoff, ServiceSpec, Supervisor, crashes_in_window
+from fti.ops.supervisor import Backoff, ServiceSpec, Supervisor, crashes_in_window
 from tests.support import wait_for
 
 # Prints its start time, runs 0.5 s, crashes.
@@ -82,7 +82,7 @@ def test_crashing_service_is_restarted_with_increasing_delays(
     backoff = Backoff(initial_s=0.2, factor=2.0, max_s=5.0, crash_limit=3)
     supervisor = Supervisor([ServiceSpec("crashy", python(CRASHING))], os.environ, tmp_path,
                             backoff=backoff, poll_s=0.05)
-    with caplog.at_level(logging.INFO, logger="fti.supervisor"):
+    with caplog.at_level(logging.INFO, logger="fti.ops.supervisor"):
         supervisor.start()
         try:
             wait_for(lambda: len(log_lines(supervisor, "crashy")) >= 4, timeout_s=20,

@@ -13,7 +13,14 @@ import pytest
 from fti.errors import EventError
 from fti.events import Transaction, parse_label, parse_transaction
 from fti.settings import ValidationSettings
-from fti.synthetic import BAD_KINDS, HOME_COUNTRIES, Record, StreamSpec, generate, tx_index_of
+from fti.synthetic.transactions import (
+    BAD_KINDS,
+    HOME_COUNTRIES,
+    Record,
+    StreamSpec,
+    generate,
+    tx_index_of,
+)
 
 RULES = ValidationSettings()
 NOW = datetime(2026, 1, 31, tzinfo=UTC)  # after every stream here; far-future checks use it

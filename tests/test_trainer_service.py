@@ -17,14 +17,14 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from connectors.kafka_clients import ensure_topics
+from fti.connectors.kafka.clients import ensure_topics
 from fti.events import RetrainRequest
+from fti.infra.embedded_broker import EmbeddedBroker
+from fti.models.jobs.launchers import JobSpec, LocalProcessLauncher, settings_env
+from fti.models.jobs.trainer_service import JobEvent, TrainerService
+from fti.models.jobs.training_job import run_training_job
+from fti.models.registry import ModelRegistry, sha256_file
 from fti.settings import Settings, TrainingSettings
-from infra.embedded_broker import EmbeddedBroker
-from models.launchers import JobSpec, LocalProcessLauncher, settings_env
-from models.registry import ModelRegistry, sha256_file
-from models.trainer_service import JobEvent, TrainerService
-from models.training_job import run_training_job
 from tests.support import make_settings, read_topic, wait_for
 from tests.test_training_job import ROWS, _append, _batch
 
@@ -93,7 +93,7 @@ def test_failing_job_is_retried_with_backoff_then_fails(
 ) -> None:
     events: list[JobEvent] = []
     fake = _Service(settings, "import sys; print('boom'); sys.exit(3)", events=events)
-    with caplog.at_level(logging.ERROR, logger="models.trainer_service"):
+    with caplog.at_level(logging.ERROR, logger="fti.models.jobs.trainer_service"):
         assert fake.service.handle(_request())
     assert _states(events) == [("queued", 1), ("running", 1), ("retrying", 1), ("running", 2),
                                ("retrying", 2), ("running", 3), ("failed", 3)]
@@ -150,7 +150,7 @@ def test_requests_during_a_running_job_merge_into_one_follow_up(
 
 
 def test_run_consumes_requests_and_stops(settings: Settings) -> None:
-    from connectors.kafka_clients import make_producer
+    from fti.connectors.kafka.clients import make_producer
 
     fake = _Service(settings, "pass")
     stop, ready = threading.Event(), threading.Event()

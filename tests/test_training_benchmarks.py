@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bench import model_swap, train_overhead
+from fti.bench import model_swap, train_overhead
 
 TRAIN_KEYS = {
     "rows", "train_rows", "rounds", "trees", "test_auc", "job_s", "bare_s", "overhead", "goal",
@@ -46,7 +46,7 @@ def test_model_swap_reports_loads_and_single_row_scores() -> None:
 
 
 def test_lora_steps_benchmark_compares_with_a_bare_peft_loop() -> None:
-    from bench import lora_steps
+    from fti.bench import lora_steps
 
     result = lora_steps.main(steps=3, batch_size=4, max_length=64)
     assert result["ours_steps_per_s"] > 0 and result["bare_steps_per_s"] > 0

@@ -10,14 +10,15 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from features.definitions import (
+from fti.errors import FtiError
+from fti.features.definitions import (
     FEATURE_COLUMNS,
     FEATURES_SCHEMA,
     FEATURES_TABLE,
     LABELS_SCHEMA,
     LABELS_TABLE,
 )
-from features.training_data import (
+from fti.features.training_data import (
     TRAINING_COLUMNS,
     DatasetRecord,
     load_dataset_record,
@@ -28,7 +29,6 @@ from features.training_data import (
     save_dataset_version,
     time_split,
 )
-from fti.errors import FtiError
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 TS = pa.timestamp("us", tz="UTC")

@@ -10,22 +10,21 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from features.definitions import (
+from fti.errors import FtiError
+from fti.events import RegistryEvent
+from fti.features.definitions import (
     FEATURE_COLUMNS,
     FEATURES_SCHEMA,
     FEATURES_TABLE,
     LABELS_SCHEMA,
     LABELS_TABLE,
 )
-from features.training_data import build_dataset, load_dataset_record, rows_sha256
-from fti.errors import FtiError
-from fti.events import RegistryEvent
-from fti.settings import Settings, TrainingSettings
-from models.devices import select_device
-from models.evaluation import evaluate
-from models.registry import ModelRegistry, sha256_file
-from models.training_job import run_training_job
-from models.xgboost_trainer import (
+from fti.features.training_data import build_dataset, load_dataset_record, rows_sha256
+from fti.models.devices import select_device
+from fti.models.evaluation.metrics import evaluate
+from fti.models.jobs.training_job import run_training_job
+from fti.models.registry import ModelRegistry, sha256_file
+from fti.models.trainers.xgboost_model import (
     features_matrix,
     labels_vector,
     load_model,
@@ -33,6 +32,7 @@ from models.xgboost_trainer import (
     save_model,
     train_xgboost,
 )
+from fti.settings import Settings, TrainingSettings
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 ROWS = 3000

@@ -12,14 +12,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from features.training_data import build_dataset
 from fti.events import RegistryEvent
+from fti.features.training_data import build_dataset
+from fti.models.evaluation.metrics import evaluate
+from fti.models.jobs.training_job import run_training_job
+from fti.models.registry import ModelRegistry
+from fti.models.trainers import load_version
+from fti.models.trainers.xgboost_model import features_matrix, labels_vector
 from fti.settings import Settings
-from models.evaluation import evaluate
-from models.registry import ModelRegistry
-from models.trainers import load_version
-from models.training_job import run_training_job
-from models.xgboost_trainer import features_matrix, labels_vector
 from tests.test_training_job import ROWS, _append, _batch, _settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,9 +29,9 @@ CHILD = """
 import sys
 from pathlib import Path
 
-import models.trainers.mlp as mlp
+import fti.models.trainers.mlp as mlp
 from fti.settings import Settings, TrainingSettings
-from models.training_job import run_training_job
+from fti.models.jobs.training_job import run_training_job
 
 save = mlp.save_checkpoint
 

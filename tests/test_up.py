@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.embedded_broker import free_port
+from fti.infra.embedded_broker import free_port
 from tests.support import wait_for
 from tests.test_supervisor import gone
 
@@ -63,7 +63,7 @@ def test_up_runs_every_service_and_stops_cleanly_on_sigterm(tmp_path: Path) -> N
     })
     out = open(tmp_path / "up.out", "wb")  # noqa: SIM115 - closed below
     runner = subprocess.Popen(
-        [sys.executable, "-c", "from fti.up import main; main()"], env=env, cwd=tmp_path,
+        [sys.executable, "-c", "from fti.ops.up import main; main()"], env=env, cwd=tmp_path,
         stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
     )
     children: list[int] = []

@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from features.fraud import CARD_FEATURES, TRANSACTIONS_RAW
-from features.validation import (
+from fti.errors import EventError
+from fti.events import Transaction, parse_transaction
+from fti.features.fraud import CARD_FEATURES, TRANSACTIONS_RAW
+from fti.features.validation import (
     AllowedValues,
     MaxEventTimeSkew,
     NotNull,
@@ -24,10 +26,8 @@ from features.validation import (
     Violation,
     rules_for_transactions,
 )
-from fti.errors import EventError
-from fti.events import Transaction, parse_transaction
 from fti.settings import ValidationSettings
-from fti.synthetic import StreamSpec, generate
+from fti.synthetic.transactions import StreamSpec, generate
 
 NOW = datetime(2026, 1, 2, tzinfo=UTC)
 SETTINGS = ValidationSettings()

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from connectors.kafka_source import KafkaRecord
-from connectors.online_store import OnlineRow, SqliteOnlineStore
-from features.definitions import FEATURE_COLUMNS
-from features.serving import feature_vector
-from features.windows import DAY_S, HOUR_S, CardWindow, WindowEntry, update_window
-from flows.features import _online_row, card_features
-from flows.records import Decoded
+from fti.connectors.online import OnlineRow, SqliteOnlineStore
 from fti.events import Transaction
+from fti.features.definitions import FEATURE_COLUMNS
+from fti.features.serving import feature_vector
+from fti.features.windows import DAY_S, HOUR_S, CardWindow, WindowEntry, update_window
+from fti.flows.features import _online_row, card_features
+from fti.flows.records import Decoded
+from fti.flows.sources import KafkaRecord
 
 T0 = datetime(2026, 1, 1, 12, tzinfo=UTC).timestamp()
 WINDOW_COLUMNS = [c for c in FEATURE_COLUMNS if c not in ("amount", "channel_code", "hour_of_day")]

@@ -1,4 +1,4 @@
-"""Trainers behind one contract (`models.trainers.base.Trainer`), chosen by kind.
+"""Trainers behind one contract (`fti.models.trainers.base.Trainer`), chosen by kind.
 
 Each trainer module is imported only when its kind is asked for, so XGBoost jobs never pay
 for importing torch.
@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from fti.errors import ConfigError
-from models.registry import ModelRegistry
-from models.trainers.base import EpochCallback, FitResult, LoadedModel, Trainer, artifact_dir
+from fti.models.registry import ModelRegistry
+from fti.models.trainers.base import EpochCallback, FitResult, LoadedModel, Trainer, artifact_dir
 
 __all__ = [
     "TRAINERS",
@@ -33,8 +33,8 @@ __all__ = [
 
 #: Trainer kind → "module:class" implementing it.
 TRAINERS: dict[str, str] = {
-    "mlp": "models.trainers.mlp:MLPTrainer",
-    "xgboost": "models.trainers.xgboost:XGBoostTrainer",
+    "mlp": "fti.models.trainers.mlp:MLPTrainer",
+    "xgboost": "fti.models.trainers.xgboost:XGBoostTrainer",
 }
 
 

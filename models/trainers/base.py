@@ -18,8 +18,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from features.training_data import Split
 from fti.errors import FtiError
+from fti.features.training_data import Split
 
 #: Called after each finished epoch (or round) with its number (from 1) and its losses.
 EpochCallback = Callable[[int, dict[str, float]], None]

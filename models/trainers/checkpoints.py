@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from models.registry import sha256_file
+from fti.models.registry import sha256_file
 
 logger = logging.getLogger(__name__)
 

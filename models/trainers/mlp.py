@@ -30,18 +30,18 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from features.training_data import Split
 from fti.errors import ConfigError, FtiError
-from models.devices import describe_device, torch_device
-from models.trainers.base import EpochCallback, FitResult, artifact_dir
-from models.trainers.checkpoints import (
+from fti.features.training_data import Split
+from fti.models.devices import describe_device, torch_device
+from fti.models.trainers.base import EpochCallback, FitResult, artifact_dir
+from fti.models.trainers.checkpoints import (
     latest_checkpoint,
     optimizer_groups,
     optimizer_tensors,
     restore_optimizer,
     save_checkpoint,
 )
-from models.trainers.mlp_model import (
+from fti.models.trainers.mlp_model import (
     CONFIG_FILE,
     MODEL_FILE,
     LoadedMLP,
@@ -51,7 +51,7 @@ from models.trainers.mlp_model import (
     pos_weight,
     save_mlp,
 )
-from models.xgboost_trainer import features_matrix, labels_vector
+from fti.models.trainers.xgboost_model import features_matrix, labels_vector
 
 logger = logging.getLogger(__name__)
 

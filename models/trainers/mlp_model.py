@@ -23,8 +23,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from features.definitions import FEATURE_COLUMNS
 from fti.errors import FtiError
+from fti.features.definitions import FEATURE_COLUMNS
 
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "mlp.json"

@@ -1,6 +1,6 @@
-"""The XGBoost trainer behind the `Trainer` contract, built on `models.xgboost_trainer`.
+"""The XGBoost trainer behind the `Trainer` contract, built on `fti.models.trainers.xgboost_model`.
 
-It trains exactly what `models.xgboost_trainer.train_xgboost` trains (same parameters, early
+It trains exactly what `xgboost_model.train_xgboost` trains (same parameters, early
 stopping on the validation split, trees cut at the best round) and also keeps the per-round
 log-loss on the train and validation splits as the history.
 """
@@ -15,13 +15,12 @@ from typing import Any
 import numpy as np
 import xgboost as xgb
 
-from features.definitions import FEATURE_COLUMNS
-from features.training_data import Split
 from fti.errors import ConfigError, FtiError
-from fti.settings import TrainingSettings
-from models.devices import xgboost_device
-from models.trainers.base import EpochCallback, FitResult, artifact_dir
-from models.xgboost_trainer import (
+from fti.features.definitions import FEATURE_COLUMNS
+from fti.features.training_data import Split
+from fti.models.devices import xgboost_device
+from fti.models.trainers.base import EpochCallback, FitResult, artifact_dir
+from fti.models.trainers.xgboost_model import (
     MODEL_FILE,
     features_matrix,
     labels_vector,
@@ -30,6 +29,7 @@ from models.xgboost_trainer import (
     save_model,
     xgboost_params,
 )
+from fti.settings import TrainingSettings
 
 
 @dataclass(frozen=True)

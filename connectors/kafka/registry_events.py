@@ -1,0 +1,75 @@
+"""Follow `registry.events` in a background thread and call back on champion changes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+
+from confluent_kafka import TopicPartition
+
+from fti.connectors.kafka.clients import make_consumer, partitions_of
+from fti.events import RegistryEvent
+from fti.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class RegistryEventWatcher(threading.Thread):
+    """Reads registry events from the end of the topic on; `on_change(event)` for our model.
+
+    It ends when `stop` is set (or `stop()` is called).
+
+    `ready` is set once the consumer has its position, so a caller that reads the champion
+    alias after `ready` cannot miss a promotion that happens in between.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        model: str,
+        on_change: Callable[[RegistryEvent], None],
+        stop: threading.Event | None = None,
+    ) -> None:
+        super().__init__(name="registry-events", daemon=True)
+        self.settings, self.model, self.on_change = settings, model, on_change
+        self.ready = threading.Event()
+        self.stopping = stop or threading.Event()
+
+    def run(self) -> None:
+        topic = self.settings.topics.registry_events
+        consumer = make_consumer(self.settings.kafka)
+        assignment = []
+        for partition in partitions_of(self.settings.kafka, topic):
+            # An explicit offset, so the position is fixed before `ready`; Tansu's high
+            # watermark may lag by a batch, which only re-reads an event (handled idempotently).
+            _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            assignment.append(TopicPartition(topic, partition, high))
+        consumer.assign(assignment)
+        self.ready.set()
+        try:
+            while not self.stopping.is_set():
+                msg = consumer.poll(0.1)
+                if msg is None or msg.error() is not None:
+                    continue
+                self._handle(msg.value())
+        finally:
+            consumer.close()
+
+    def _handle(self, raw: bytes | None) -> None:
+        try:
+            event = RegistryEvent.model_validate(json.loads(raw or b""))
+        except ValueError as ex:
+            log.warning("ignoring a malformed registry event: %s", ex)
+            return
+        if event.model == self.model and event.event in ("promoted", "rolled_back"):
+            try:
+                self.on_change(event)
+            except Exception:
+                log.exception("could not apply registry event %s", event.model_dump())
+
+    def stop(self) -> None:
+        """Ask the thread to end and wait for it."""
+        self.stopping.set()
+        self.join(5)

@@ -1,0 +1,261 @@
+"""The `fti` command line: one entry point for the broker, producer, flows, training and demo.
+
+Every sub-command has `--help`; settings come from `FTI_*` env vars and `fti.yaml` (or the
+file named by `FTI_CONFIG`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from fti.errors import FtiError
+from fti.logging_setup import configure_logging
+from fti.settings import Settings, load_settings
+
+log = logging.getLogger("fti")
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+def cmd_broker(args: argparse.Namespace, settings: Settings) -> int:
+    """Start the embedded broker, create the topics, and serve until Ctrl-C / SIGTERM."""
+    from fti.connectors.kafka.clients import ensure_topics
+    from fti.flows.service import stop_on_signals
+    from fti.infra.embedded_broker import EmbeddedBroker
+
+    broker_settings = settings.broker.model_copy(update={"port": args.port or settings.broker.port})
+    stop = stop_on_signals()
+    with EmbeddedBroker(broker_settings) as broker:
+        kafka = settings.kafka.model_copy(update={"bootstrap_servers": broker.bootstrap_servers})
+        ensure_topics(kafka, settings.topics)
+        topics = ", ".join(settings.topics.all())
+        print(f"broker ready on {broker.bootstrap_servers}; topics: {topics}")
+        stop.wait()
+    return 0
+
+
+def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
+    """Produce synthetic transactions and their late labels, or preference pairs."""
+    if args.stream == "preference":
+        from fti.ops.producer import produce_preferences
+        from fti.synthetic.preferences import PreferenceSpec
+
+        spec = PreferenceSpec(count=args.count, seed=args.seed, tie_fraction=args.tie_fraction,
+                              bad_fraction=args.bad_fraction)
+        print(json.dumps({"preferences": spec.count, "bad": produce_preferences(settings, spec)}))
+        return 0
+    from fti.ops.producer import StreamProducer
+    from fti.synthetic.transactions import StreamSpec
+
+    spec = StreamSpec(
+        count=args.count, drift_at=args.drift_at, bad_fraction=args.bad_fraction, seed=args.seed
+    )
+    producer = StreamProducer(settings, spec)
+    producer.send(args.count, rate=args.rate, progress=sys.stderr.isatty())
+    producer.finish()
+    c = producer.counts
+    print(json.dumps({"transactions": c.transactions, "bad": c.bad_transactions,
+                      "labels": c.labels, "fraud": c.fraud, "drifted": c.drifted}))
+    return 0
+
+
+def cmd_flow(args: argparse.Namespace, settings: Settings) -> int:
+    """Run one Bytewax flow as a service."""
+    from fti.flows.service import Cluster, run_flow_service
+
+    addresses = tuple(a for a in (args.addresses or "").split(";") if a)
+    run_flow_service(args.name, settings, Cluster(args.process_id, addresses, args.workers))
+    return 0
+
+
+def cmd_trainer(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the trainer service: one training job per (coalesced) retrain request."""
+    from fti.flows.service import stop_on_signals
+    from fti.metrics import serve_metrics
+    from fti.models.jobs.trainer_service import TrainerService
+
+    health = serve_metrics(settings.metrics.trainer_port, settings.metrics.host)
+    stop = stop_on_signals(on_stop=lambda: health.set_not_ready("stopping"))
+    TrainerService(settings).run(stop, on_ready=lambda: health.set_ready("consumer subscribed"))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    """Train once now, gate, register, and publish the registry events."""
+    from fti.models.jobs.trainer_service import RegistryEventPublisher
+    from fti.models.jobs.training_job import run_training_job
+
+    publish = None if args.no_publish else RegistryEventPublisher(settings)
+    result = run_training_job(
+        settings, reason=args.reason, publish=publish, progress=True, model=args.model or None,
+        params_from=args.params_from,
+    )
+    print(json.dumps(_jsonable(result.__dict__), default=str))
+    return 0
+
+
+def cmd_tune(args: argparse.Namespace, settings: Settings) -> int:
+    """Search a model's hyperparameters (Optuna TPE, pruning) on the offline store; record
+    the best under data_dir/hpo for `fti train --params-from latest`."""
+    from fti.models.hpo.job import run_search_job, search_record_path
+
+    model = args.model or settings.training.model_name
+    record = run_search_job(settings, model, n_trials=args.trials, timeout_s=args.timeout,
+                            seed=args.seed, sampler=args.sampler, progress=True)
+    print(json.dumps({
+        "model": model, "best_params": record.best_params, "best_value": record.best_value,
+        "trials": len(record.trials), "pruned": record.pruned,
+        "duration_s": record.duration_s,
+        "record": str(search_record_path(settings.data_dir, model, record.created_at)),
+    }))
+    return 0
+
+
+def cmd_store(args: argparse.Namespace, settings: Settings) -> int:
+    """Maintain the offline store: compact the small fragments that streaming appends leave."""
+    from datetime import timedelta
+
+    from fti.connectors.offline.store import LanceOfflineStore
+
+    store = LanceOfflineStore(settings.offline_location)
+    names = [args.table] if args.table else store.table_names()
+    if not names:
+        raise FtiError(f"no tables in the offline store at {settings.offline_dir}")
+    prune = timedelta(days=args.prune_older_than_days) if args.prune_older_than_days else None
+    for name in names:
+        c = store.compact(name, prune)
+        print(f"{c.table}: {c.fragments_before} -> {c.fragments_after} fragments, "
+              f"version {c.version_before} -> {c.version_after}, {c.rows} rows")
+    return 0
+
+
+BENCHMARKS = (
+    "feature-ingest", "online-lookup", "pit-join", "inference", "detectors", "soak",
+    "train-overhead", "model-swap", "lora-steps",
+)
+
+
+def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    """Run a benchmark from bench/ (arguments after the name go to it; try NAME --help)."""
+    import runpy
+
+    sys.argv = [f"fti bench {args.name}", *args.bench_args]
+    runpy.run_module(f"bench.{args.name.replace('-', '_')}", run_name="__main__")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the whole loop on the embedded default and print a summary."""
+    from fti.ops.demo import DemoOptions, run_demo
+
+    options = DemoOptions(events=args.events, rate=args.rate, drift_at=args.drift_at,
+                          bad_fraction=args.bad_fraction, seed=args.seed, timeout_s=args.timeout)
+    return run_demo(settings, options)
+
+
+def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the broker (if needed) and every service, supervised, until Ctrl-C / SIGTERM."""
+    from fti.ops.up import run_up
+
+    return run_up(settings)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every sub-command."""
+    parser = argparse.ArgumentParser(prog="fti", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, handler: Handler) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=handler.__doc__, description=handler.__doc__)
+        p.set_defaults(handler=handler)
+        return p
+
+    add("broker", cmd_broker).add_argument("--port", type=int, help="default: FTI_BROKER__PORT")
+    p = add("produce", cmd_produce)
+    p.add_argument("--count", type=int, default=10000, help="transactions to produce")
+    p.add_argument("--rate", type=float, default=0.0, help="transactions per second (0 = max)")
+    p.add_argument("--drift-at", type=int, default=None, help="index where fraud shifts")
+    p.add_argument("--bad-fraction", type=float, default=0.0, help="fraction of bad events")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--stream", choices=["transactions", "preference"], default="transactions")
+    p.add_argument("--tie-fraction", type=float, default=0.1, help="preference stream only")
+    p = add("flow", cmd_flow)
+    p.add_argument("name", choices=["features", "monitor", "inference", "preferences"])
+    p.add_argument("-w", "--workers", type=int, default=1, help="worker threads per process")
+    p.add_argument("-i", "--process-id", type=int, default=0, help="this process in -a")
+    p.add_argument("-a", "--addresses", default=None,
+                   help='cluster: one host:port per process, ";"-separated')
+    add("trainer", cmd_trainer)
+    p = add("train", cmd_train)
+    p.add_argument("--model", default=None, help="default: FTI_TRAINING__MODEL_NAME")
+    p.add_argument("--reason", default="manual", choices=["manual", "drift", "volume"])
+    p.add_argument("--no-publish", action="store_true", help="do not write registry.events")
+    p.add_argument("--job-id", default=None, help="trainer-service job this run belongs to")
+    p.add_argument("--params-from", default=None, metavar="latest|FILE",
+                   help="override hyperparameters with a `fti tune` record")
+    p = add("tune", cmd_tune)
+    p.add_argument("--model", default=None, help="default: FTI_TRAINING__MODEL_NAME")
+    p.add_argument("--trials", type=int, default=30)
+    p.add_argument("--timeout", type=float, default=None, help="seconds; a running trial ends")
+    p.add_argument("--sampler", choices=["tpe", "random"], default="tpe")
+    p.add_argument("--seed", type=int, default=None, help="default: FTI_TRAINING__SEED")
+    from fti.cli.registry import add_registry_parser
+
+    add_registry_parser(sub)
+    p = add("store", cmd_store)
+    p.add_argument("action", choices=["compact"])
+    p.add_argument("--table", default=None, help="one table (default: all)")
+    p.add_argument("--prune-older-than-days", type=float, default=None,
+                   help="also delete versions older than this (breaks time travel to them)")
+    from fti.cli.dataset import add_dataset_parser
+
+    add_dataset_parser(sub)
+    p = add("bench", cmd_bench)
+    p.add_argument("name", choices=BENCHMARKS)
+    p.add_argument("bench_args", nargs=argparse.REMAINDER, help="the benchmark's own options")
+    add("up", cmd_up)
+    p = add("demo", cmd_demo)
+    p.add_argument("--events", type=int, default=150000,
+                   help="most transactions to produce (it stops once the loop has closed)")
+    p.add_argument("--rate", type=float, default=1500.0, help="transactions per second")
+    p.add_argument("--drift-at", type=int, default=8000)
+    p.add_argument("--bad-fraction", type=float, default=0.01)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--timeout", type=float, default=280.0, help="seconds before giving up")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `fti` command."""
+    # Before xgboost/torch load: idle OpenMP threads sleep instead of spinning, which on a
+    # small machine shared by several services cost up to 10x in training and load times.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        service = args.name if args.command == "flow" else args.command
+        configure_logging(settings.log_level, settings.log_format, service=service)
+        return args.handler(args, settings)
+    except FtiError as ex:
+        print(f"fti {args.command}: {ex}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,295 @@
+"""`fti demo`: the whole loop on the embedded default, from an empty data directory.
+
+Starts the broker and the four services (feature, monitor, inference flows; trainer) as
+processes, produces a stream with drift and a little bad input, waits until a model trained
+because of the drift is champion and scoring, stops everything, and prints a summary whose
+last line is JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fti.connectors.kafka.clients import ensure_topics
+from fti.connectors.offline.store import LanceOfflineStore
+from fti.connectors.online import open_online_store
+from fti.features.definitions import FEATURES_TABLE, LABELS_TABLE
+from fti.flows.preferences import PREFERENCES_TABLE
+from fti.infra.embedded_broker import EmbeddedBroker, free_port
+from fti.models.registry import ModelRegistry
+from fti.ops.demo_watch import LoopState, LoopWatcher
+from fti.ops.producer import StreamProducer, produce_preferences
+from fti.settings import Settings, settings_in
+from fti.synthetic.preferences import PreferenceSpec
+from fti.synthetic.transactions import StreamSpec, tx_index_of
+
+log = logging.getLogger(__name__)
+
+SERVICES = {
+    "features": ["flow", "features"],
+    "monitor": ["flow", "monitor"],
+    "inference": ["flow", "inference"],
+    "trainer": ["trainer"],
+    "preferences": ["flow", "preferences"],
+}
+#: The second ML system's stream: preference pairs for `fti train --model preference-lora`.
+PREFERENCE_PAIRS = 300
+#: The demo's scenario, applied unless the user set the same variable.
+SCENARIO_ENV = {
+    "FTI_MONITOR__BOOTSTRAP_LABELS": "1500",
+    "FTI_MONITOR__VOLUME_LABELS": "1000000",
+    "FTI_MONITOR__DRIFT_MIN_LABELS": "800",
+    "FTI_MONITOR__COOLDOWN_S": "10",
+    "FTI_TRAINING__WINDOW_LABELS": "5000",
+}
+CHUNK = 250
+TAIL_EVENTS = 1000
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """Size and pace of the demo stream."""
+
+    events: int = 150000
+    rate: float = 1500.0
+    drift_at: int = 8000
+    bad_fraction: float = 0.01
+    seed: int = 7
+    timeout_s: float = 280.0
+
+
+class Services:
+    """The demo's service processes, each logging to `<data_dir>/logs/<name>.log`."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+        self.env, self.log_dir = env, log_dir
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self) -> None:
+        """Start every service."""
+        for name, args in SERVICES.items():
+            out = open(self.log_dir / f"{name}.log", "wb")  # noqa: SIM115 - closed by the child
+            self.processes[name] = subprocess.Popen(
+                [sys.executable, "-m", "fti", *args], env=self.env, stdout=out,
+                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            )
+
+    def check(self) -> None:
+        """Raise if a service died."""
+        for name, process in self.processes.items():
+            if process.poll() is not None:
+                tail = (self.log_dir / f"{name}.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"service {name} exited with {process.returncode}:\n{tail}")
+
+    def stop(self, timeout_s: float = 30.0) -> dict[str, int | None]:
+        """SIGTERM every service, wait for graceful exit, then kill; return exit codes."""
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        codes: dict[str, int | None] = {}
+        for name, process in self.processes.items():
+            try:
+                codes[name] = process.wait(max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                codes[name] = None
+        return codes
+
+
+def _fresh_data_dir(settings: Settings) -> Path:
+    data_dir = settings.data_dir
+    for part in ("online.db", "online.db-wal", "online.db-shm", "offline", "registry",
+                 "datasets", "logs"):
+        path = data_dir / part
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    (data_dir / "logs").mkdir(parents=True, exist_ok=True)
+    return data_dir
+
+
+def _service_env(settings: Settings, bootstrap: str) -> dict[str, str]:
+    env = {**SCENARIO_ENV, **os.environ}
+    env.update({
+        "FTI_DATA_DIR": str(settings.data_dir.resolve()),
+        "FTI_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
+        "PYTHONUNBUFFERED": "1",
+    })
+    return env
+
+
+def _drive(
+    s: Settings, options: DemoOptions, services: Services, watcher: LoopWatcher,
+    producer: StreamProducer, deadline: float,
+) -> bool:
+    """Produce until the loop closes (then a short tail); False on time-out."""
+    registry = ModelRegistry(s.registry_location)
+    tail_left: int | None = None
+    while time.time() < deadline:
+        services.check()
+        with watcher.lock:
+            closed = watcher.state.loop_closed()
+            scoring = sum(watcher.state.predictions_by_version.values()) > 0
+        at_drift = producer.counts.transactions >= options.drift_at
+        # The world changes only once the first model is serving: the demo then shows the
+        # detector seeing a model's error rate rise, not a cold start.
+        serving = scoring and registry.alias(s.training.model_name) is not None
+        waiting_for_first_model = at_drift and not serving
+        if closed and tail_left is None:
+            log.info("loop closed: a drift-triggered model is champion and scoring")
+            tail_left = TAIL_EVENTS
+        if tail_left is not None and (tail_left <= 0 or producer.exhausted):
+            return True
+        if producer.exhausted or waiting_for_first_model:
+            time.sleep(0.2)
+            continue
+        room = options.drift_at - producer.counts.transactions
+        chunk = min(CHUNK, room) if room > 0 else CHUNK
+        sent = producer.send(chunk, rate=options.rate)
+        if tail_left is not None:
+            tail_left -= sent
+    return False
+
+
+def _stores_caught_up(s: Settings, producer: StreamProducer, watcher: LoopWatcher) -> bool:
+    offline = LanceOfflineStore(s.offline_location)
+    produced = producer.counts.transactions
+    valid = produced - producer.counts.bad_transactions
+    with watcher.lock:
+        dlq = watcher.state.dlq_by_topic[s.topics.transactions]
+        predicted = sum(watcher.state.predictions_by_version.values())
+    return (
+        offline.count(FEATURES_TABLE) + dlq >= produced
+        and offline.count(LABELS_TABLE) >= producer.counts.labels
+        and predicted >= valid
+    )
+
+
+def _wait_until(condition: Any, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.25)
+    return False
+
+
+def _summary(
+    s: Settings, producer: StreamProducer, state: LoopState, started: float
+) -> dict[str, Any]:
+    registry = ModelRegistry(s.registry_location)
+    model = s.training.model_name
+    offline = LanceOfflineStore(s.offline_location)
+    drift = state.first_drift_request()
+    new_version = state.promoted_after_drift()
+    first_drifted = producer.counts.first_drifted_at
+    deploy = state.first_prediction_at.get(new_version) if new_version else None
+    detected_tx = drift["evidence"].get("detected_at_tx") if drift else None
+    return {
+        "events_produced": producer.counts.transactions,
+        "dlq_events": state.dlq_by_topic[s.topics.transactions],
+        "online_entities": open_online_store(s).count(),
+        "offline_feature_rows": offline.count(FEATURES_TABLE),
+        "label_rows": offline.count(LABELS_TABLE),
+        "preference_pairs": offline.count(PREFERENCES_TABLE),
+        "models": [
+            {"version": v.version, "auc": v.metrics.get("roc_auc"), "promoted": v.promoted}
+            for v in registry.versions(model)
+        ],
+        "champion_version": registry.alias(model),
+        "predictions": sum(state.predictions_by_version.values()),
+        "predictions_by_version": {
+            str(k): v for k, v in sorted(state.predictions_by_version.items())
+        },
+        "drift_detected_at_event": tx_index_of(detected_tx) if detected_tx else None,
+        "drift_to_deploy_seconds": (
+            round(deploy - first_drifted, 2) if deploy and first_drifted else None
+        ),
+        "wall_seconds": round(time.time() - started, 1),
+    }
+
+
+def _print_summary(summary: dict[str, Any], closed: bool, data_dir: Path, drift_at: int) -> None:
+    models = ", ".join(
+        f"v{m['version']} (AUC {m['auc']:.3f}, {'promoted' if m['promoted'] else 'rejected'})"
+        for m in summary["models"]
+    )
+    by_version = ", ".join(f"v{k}: {n}" for k, n in summary["predictions_by_version"].items())
+    print(f"""
+fti demo — {'the loop closed' if closed else 'the loop did NOT close'} in {summary['wall_seconds']}s
+  events produced      {summary['events_produced']} (drift injected at event {drift_at})
+  dead-letter queue    {summary['dlq_events']}
+  offline feature rows {summary['offline_feature_rows']}, labels {summary['label_rows']}
+  online cards         {summary['online_entities']}
+  preference pairs     {summary['preference_pairs']} (for fti train --model preference-lora)
+  models               {models or 'none'}
+  champion             v{summary['champion_version']}
+  predictions          {summary['predictions']} ({by_version})
+  drift detected at    event {summary['drift_detected_at_event']}
+  drift → deploy       {summary['drift_to_deploy_seconds']}s
+  explore              fti registry list; FTI_DATA_DIR={data_dir} (stores, registry, logs)
+""")
+    print(json.dumps(summary))
+
+
+def run_demo(settings: Settings, options: DemoOptions) -> int:
+    """Run the demo; return 0 only if the loop closed, the stores caught up with the producer
+    and every service stopped cleanly."""
+    # SIGTERM unwinds like Ctrl-C, so the services and the broker are stopped, not orphaned.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    started = time.time()
+    data_dir = _fresh_data_dir(settings)
+    port = free_port() if settings.broker.port == 9092 else settings.broker.port
+    broker = EmbeddedBroker(
+        settings.broker.model_copy(update={"port": port}),
+        log_file=data_dir / "logs" / "broker.log",
+    )
+    with broker:
+        env = _service_env(settings, broker.bootstrap_servers)
+        s = settings_in(env)  # what the services see
+        ensure_topics(s.kafka, s.topics)
+        online = open_online_store(s)
+        if hasattr(online, "clear"):
+            online.clear()  # a Redis store outlives the demo's data directory
+        watcher = LoopWatcher(s)
+        watcher.start()
+        services = Services(env, data_dir / "logs")
+        services.start()
+        log.info("broker on %s, services started, logs in %s", broker.bootstrap_servers,
+                 data_dir / "logs")
+        spec = StreamSpec(count=options.events, drift_at=options.drift_at,
+                          bad_fraction=options.bad_fraction, seed=options.seed)
+        producer = StreamProducer(s, spec)
+        try:
+            closed = _drive(s, options, services, watcher, producer, started + options.timeout_s)
+            pairs = PreferenceSpec(count=PREFERENCE_PAIRS, seed=options.seed, bad_fraction=0.02)
+            valid_pairs = PREFERENCE_PAIRS - produce_preferences(s, pairs)
+            caught_up = _wait_until(
+                lambda: _stores_caught_up(s, producer, watcher)
+                and LanceOfflineStore(s.offline_location).count(PREFERENCES_TABLE) >= valid_pairs,
+                60,
+            )
+            if not caught_up:
+                log.warning("stores and predictions did not catch up with the producer in 60s")
+        finally:
+            codes = services.stop()
+            watcher.stop()
+        log.info("services stopped: %s", codes)
+        summary = _summary(s, producer, watcher.state, started)
+    clean = all(code == 0 for code in codes.values())
+    if not clean:
+        log.error("not every service stopped cleanly: %s (logs in %s)", codes, data_dir / "logs")
+    _print_summary(summary, closed, data_dir, options.drift_at)
+    return 0 if closed and caught_up and clean else 1

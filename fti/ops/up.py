@@ -1,0 +1,234 @@
+"""`fti up`: the whole platform as long-lived, supervised services until Ctrl-C / SIGTERM.
+
+Starts the embedded broker when the configured Kafka is the embedded default and nothing
+answers there (else uses the configured Kafka), creates the topics, then runs the feature,
+monitor, trainer and inference services under a `Supervisor`, each with its own
+`/metrics`, `/healthz` and `/readyz` port. On SIGINT or SIGTERM it stops the services
+gracefully, then the broker; the exit code is 0 when every service stopped cleanly.
+
+>>> [spec.argv[-1] for spec in service_specs(Settings())]
+['features', 'monitor', 'trainer', 'inference']
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
+
+from fti.errors import BrokerError, FtiError
+from fti.ops.supervisor import ServiceSpec, Supervisor
+from fti.settings import BrokerSettings, Settings, load_settings
+
+if TYPE_CHECKING:
+    from fti.infra.embedded_broker import EmbeddedBroker
+
+log = logging.getLogger(__name__)
+
+#: Service name -> `fti` sub-command, in start order.
+SERVICES: dict[str, tuple[str, ...]] = {
+    "features": ("flow", "features"),
+    "monitor": ("flow", "monitor"),
+    "trainer": ("trainer",),
+    "inference": ("flow", "inference"),
+}
+STOP_TIMEOUT_S = 30.0
+
+
+def service_specs(settings: Settings) -> list[ServiceSpec]:
+    """One `ServiceSpec` per service: `python -m fti …` and its metrics/health port."""
+    return [
+        ServiceSpec(name, (sys.executable, "-m", "fti", *args),
+                    getattr(settings.metrics, f"{name}_port"))
+        for name, args in SERVICES.items()
+    ]
+
+
+def points_at_embedded(bootstrap_servers: str, broker: BrokerSettings) -> bool:
+    """True if `bootstrap_servers` is the one address the embedded broker would listen on.
+
+    >>> points_at_embedded("127.0.0.1:9092", BrokerSettings())
+    True
+    >>> points_at_embedded("kafka-1:9092,kafka-2:9092", BrokerSettings())
+    False
+    """
+    servers = [s.strip() for s in bootstrap_servers.split(",") if s.strip()]
+    if len(servers) != 1:
+        return False
+    host, _, port = servers[0].rpartition(":")
+    return port == str(broker.port) and host in {broker.host, "127.0.0.1", "localhost"}
+
+
+def service_env(settings: Settings, bootstrap_servers: str) -> dict[str, str]:
+    """The environment of every service: ours, plus data dir, Kafka and metrics spelled out.
+
+    Services read the rest of their settings from the same `FTI_*` variables and YAML file.
+    """
+    m = settings.metrics
+    return {
+        **os.environ,
+        "FTI_DATA_DIR": str(Path(settings.data_dir).resolve()),
+        "FTI_KAFKA__BOOTSTRAP_SERVERS": bootstrap_servers,
+        "FTI_METRICS__HOST": m.host,
+        "FTI_METRICS__FEATURES_PORT": str(m.features_port),
+        "FTI_METRICS__MONITOR_PORT": str(m.monitor_port),
+        "FTI_METRICS__TRAINER_PORT": str(m.trainer_port),
+        "FTI_METRICS__INFERENCE_PORT": str(m.inference_port),
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+@contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """Set `stop` on SIGINT/SIGTERM; a second one while stopping raises KeyboardInterrupt."""
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        log.info("received %s, stopping", signal.Signals(signum).name, extra={"event": "stop"})
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@contextmanager
+def _sigint_blocked() -> Iterator[None]:
+    # A child inherits the signal mask, so the broker started in here ignores the terminal's
+    # Ctrl-C (sent to the whole foreground process group) and stays up until the services
+    # have flushed; we stop it with SIGTERM. A SIGINT that arrives meanwhile is delivered
+    # to us on unblocking.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def _start_broker(settings: Settings, log_dir: Path) -> EmbeddedBroker | None:
+    """The embedded broker if the settings want it and nothing answers there, else None."""
+    from fti.infra.embedded_broker import EmbeddedBroker, port_is_free
+
+    b = settings.broker
+    if not points_at_embedded(settings.kafka.bootstrap_servers, b):
+        log.info("using the configured Kafka at %s", settings.kafka.bootstrap_servers)
+        return None
+    if not port_is_free(b.host, b.port):
+        log.info("a broker already answers at %s:%d; using it", b.host, b.port)
+        return None
+    with _sigint_blocked():
+        return EmbeddedBroker(b, log_file=log_dir / "broker.log").start()
+
+
+def _create_topics(settings: Settings, bootstrap_servers: str) -> None:
+    from confluent_kafka import KafkaException
+
+    from fti.connectors.kafka.clients import ensure_topics
+
+    kafka = settings.kafka.model_copy(update={"bootstrap_servers": bootstrap_servers})
+    try:
+        ensure_topics(kafka, settings.topics)
+    except KafkaException as ex:
+        raise BrokerError(f"cannot reach Kafka at {bootstrap_servers} to create the topics: "
+                          f"{ex}; check FTI_KAFKA__BOOTSTRAP_SERVERS") from ex
+
+
+def _print_banner(settings: Settings, bootstrap: str, embedded: bool,
+                  supervisor: Supervisor) -> None:
+    host = settings.metrics.host
+    lines = [f"fti up: Kafka at {bootstrap} ({'embedded' if embedded else 'configured'})"]
+    for spec in service_specs(settings):
+        pid = supervisor.status()[spec.name].pid
+        where = (f"http://{host}:{spec.health_port}/metrics  /healthz  /readyz"
+                 if spec.health_port else "metrics off")
+        lines.append(f"  {spec.name:<10} pid {pid}  {where}")
+    lines.append(f"  logs in {supervisor.log_dir}; Ctrl-C stops everything")
+    print("\n".join(lines), flush=True)
+
+
+def _stop_services(supervisor: Supervisor, timeout_s: float) -> dict[str, int | None]:
+    try:
+        return supervisor.stop(timeout_s)
+    except KeyboardInterrupt:
+        log.warning("interrupted again: killing the services", extra={"event": "kill"})
+        return supervisor.stop(0)
+
+
+def run_up(settings: Settings, stop: threading.Event | None = None,
+           stop_timeout_s: float = STOP_TIMEOUT_S) -> int:
+    """Run broker (if needed) and services until SIGINT/SIGTERM or `stop`; 0 on a clean stop.
+
+    Call from the main thread (it installs signal handlers, restored on return).
+    """
+    stop = stop or threading.Event()
+    log_dir = Path(settings.data_dir) / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    broker_lost = threading.Event()
+    with _stop_on_signals(stop):
+        broker = _start_broker(settings, log_dir)
+        try:
+            bootstrap = broker.bootstrap_servers if broker else settings.kafka.bootstrap_servers
+            if broker is not None:
+                _follow_broker(broker, stop, broker_lost)
+            _create_topics(settings, bootstrap)
+            supervisor = Supervisor(service_specs(settings), service_env(settings, bootstrap),
+                                    log_dir)
+            if stop.is_set():
+                return 1 if broker_lost.is_set() else 0
+            supervisor.start()
+            try:
+                _print_banner(settings, bootstrap, broker is not None, supervisor)
+                while not stop.wait(0.5):
+                    pass
+            finally:
+                codes = _stop_services(supervisor, stop_timeout_s)
+        finally:
+            if broker is not None:
+                stop.set()
+                broker.stop()
+    clean = all(code == 0 for code in codes.values()) and not broker_lost.is_set()
+    log.log(logging.INFO if clean else logging.ERROR, "services stopped: %s%s", codes,
+            "" if clean else f" (logs in {log_dir})", extra={"event": "stopped"})
+    return 0 if clean else 1
+
+
+def _follow_broker(broker: EmbeddedBroker, stop: threading.Event, lost: threading.Event) -> None:
+    """Stop everything if the embedded broker exits while we are running (its data is gone)."""
+
+    def follow() -> None:
+        code = broker.wait()
+        if not stop.is_set():
+            log.error("the embedded broker exited with code %s; stopping (see broker.log)",
+                      code, extra={"event": "broker_lost"})
+            lost.set()
+            stop.set()
+
+    threading.Thread(target=follow, name="fti-broker-follower", daemon=True).start()
+
+
+def main() -> None:
+    """Load settings, set up logging and run `run_up`; exit with its code."""
+    from fti.logging_setup import configure_logging
+
+    try:
+        settings = load_settings()
+        configure_logging(settings.log_level, settings.log_format, service="up")
+        sys.exit(run_up(settings))
+    except FtiError as ex:
+        print(f"fti up: {ex}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,385 @@
+"""Model cards: a plain markdown page registered with every model version.
+
+>>> from datetime import UTC, datetime
+>>> from fti.models.evaluation.gates import GateResult
+>>> info = ModelCardInfo(model="fraud-xgb", version=1, created_at=datetime(2026, 1, 1, tzinfo=UTC),
+...     metrics={"roc_auc": 0.9, "f1": 0.5, "precision": 0.6, "recall": 0.4, "accuracy": 0.95,
+...              "rows": 100, "positives": 10,
+...              "confusion_matrix": {"tn": 87, "fp": 3, "fn": 6, "tp": 4}},
+...     gates=GateResult(passed=True))
+>>> render_model_card(info).splitlines()[0]
+'# Model card: fraud-xgb v1'
+
+Optional fields add sections: plots (written by `build_card_assets` next to the card and
+embedded as images), bias slices, feature importance, signature, device, dependencies, lineage.
+
+>>> from dataclasses import replace
+>>> card = render_model_card(replace(info, plots={"roc": "roc.png"}))
+>>> "![ROC](roc.png)" in card
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from importlib import metadata as package_metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from fti.features.definitions import FEATURE_COLUMNS
+from fti.models.evaluation.metrics import evaluate
+from fti.models.evaluation.slices import SliceReport
+
+if TYPE_CHECKING:
+    from fti.models.evaluation.importance import FeatureImportance
+
+CARD_FILE = "model_card.md"
+_METRICS = ("roc_auc", "f1", "precision", "recall", "accuracy")
+#: Metrics shown when present, besides `_METRICS` (PR AUC; regression metrics).
+_EXTRA_METRICS = ("pr_auc", "mae", "mse", "rmse", "r2")
+#: Plots `build_card_assets` may write: key -> (file name next to the card, image title).
+PLOTS: dict[str, tuple[str, str]] = {
+    "loss": ("loss.png", "Loss curve"),
+    "roc": ("roc.png", "ROC"),
+    "pr": ("pr.png", "Precision-recall"),
+    "confusion": ("confusion.png", "Confusion matrix"),
+    "slices": ("slices.png", "Slice metric"),
+    "importance": ("importance.png", "Feature importance"),
+}
+#: Packages whose installed versions a card lists (`installed_versions`).
+DEPENDENCIES: tuple[str, ...] = tuple(
+    "xgboost torch peft transformers pyarrow lancedb numpy".split()
+)
+DEPLOYMENT = (
+    "Streaming: `flows/inference` scores every transaction with the champion, hot-swapped on "
+    "`registry.events`; `flows/monitor` watches drift and label volume and requests retrains."
+)
+SLICED_LIMITATION = (
+    "- Bias slices cover only the helper columns listed above; groups not recorded in the data "
+    "(and slices with too few rows) are not measured."
+)
+
+INTENDED_USE = (
+    "Scores card transactions for fraud risk in real time (`flows/inference`), from the "
+    "features of `features/definitions.py` as computed by the feature flow. A score >= the "
+    "inference threshold marks a transaction for review; it is a decision aid, not a verdict."
+)
+LIMITATIONS = (
+    "- Trained on labels known at training time; fraud patterns that appeared later are unseen "
+    "until the monitor triggers a retrain.",
+    "- The time split tests on the newest labels only; performance on older or rarer segments "
+    "(countries, channels, merchants) is not measured separately yet (no bias slices).",
+    "- Labels arrive late and may be incomplete for the newest transactions; recent fraud may be "
+    "under-counted in the test split.",
+    "- Scores are not calibrated probabilities (`scale_pos_weight` rebalances the classes).",
+)
+
+
+class _Gates(Protocol):
+    passed: bool
+    reasons: list[str]
+
+
+class CardSource(Protocol):
+    """What a model card is written from; `ModelCardInfo` and registry metadata both fit."""
+
+    model: str
+    version: int
+    created_at: datetime
+    metrics: dict[str, Any]
+    params: dict[str, Any]
+    dataset: dict[str, Any]
+    champion_metrics_on_same_test: dict[str, Any] | None
+    champion_version: int | None
+    gates: _Gates
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class ModelCardInfo:
+    """Everything a card shows about a version, known before it is registered.
+
+    Fields after ``features`` are optional; each adds a section or lines when given.
+    ``plots`` maps a `PLOTS` key (or any name) to a PNG file name next to the card;
+    ``signature`` and ``lineage`` take the registry's models (`Signature.of(...)`, `Lineage`)
+    or the same as dicts; ``device`` a `fti.models.devices.describe_device` dict or a name;
+    ``dependencies`` package -> version (`installed_versions`).
+    """
+
+    model: str
+    version: int
+    created_at: datetime
+    metrics: dict[str, Any]
+    gates: _Gates
+    params: dict[str, Any] = field(default_factory=dict)
+    dataset: dict[str, Any] = field(default_factory=dict)
+    champion_metrics_on_same_test: dict[str, Any] | None = None
+    champion_version: int | None = None
+    reason: str | None = None
+    features: Sequence[str] = FEATURE_COLUMNS
+    plots: Mapping[str, str] = field(default_factory=dict)
+    slices: SliceReport | None = None
+    slice_metric: str = "recall"
+    importance: FeatureImportance | None = None
+    importance_top: int = 10
+    signature: Any = None
+    device: Mapping[str, Any] | str | None = None
+    duration_s: float | None = None
+    dependencies: Mapping[str, str] | None = None
+    base_model_path: str | None = None
+    base_model_sha256: str | None = None
+    lineage: Any = None
+
+
+def installed_versions(packages: Sequence[str] = DEPENDENCIES) -> dict[str, str]:
+    """Installed version of each package (``"not installed"`` when missing).
+
+    >>> installed_versions(["numpy", "no-such-package-fti"])["no-such-package-fti"]
+    'not installed'
+    """
+    versions = {}
+    for name in packages:
+        try:
+            versions[name] = package_metadata.version(name)
+        except package_metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def build_card_assets(
+    workdir: Path,
+    history: Mapping[str, Sequence[float]] | None,
+    y_true: ArrayLike,
+    scores: ArrayLike,
+    champion_scores: ArrayLike | None = None,
+    slices: SliceReport | None = None,
+    importance: FeatureImportance | None = None,
+    threshold: float = 0.5,
+    slice_metric: str = "recall",
+) -> dict[str, str]:
+    """Write the card's PNG plots into ``workdir`` (next to the card); return key -> file name.
+
+    Plots that cannot be drawn are left out: the loss curve without history, ROC and PR curves
+    on a single-class test split, the slice chart without scored slices.
+    """
+    from fti.models.evaluation import plots  # matplotlib is imported only when plots are drawn
+
+    workdir, y = Path(workdir), np.asarray(y_true)
+    made: dict[str, str] = {}
+
+    def path(key: str) -> Path:
+        made[key] = PLOTS[key][0]
+        return workdir / made[key]
+
+    if history and any(len(values) for values in history.values()):
+        plots.plot_loss_curve(history, path("loss"))
+    if 0 < int(np.sum(y == 1)) < len(y):
+        plots.plot_roc_curve(y, scores, path("roc"), champion_scores)
+        plots.plot_pr_curve(y, scores, path("pr"), champion_scores)
+    matrix = evaluate(y, scores, threshold)["confusion_matrix"]
+    plots.plot_confusion_matrix(matrix, path("confusion"), threshold)
+    if slices is not None and slices.slices:
+        plots.plot_slice_metric(slices, path("slices"), slice_metric)
+    if importance is not None and importance.scores:
+        plots.plot_importance(importance, path("importance"))
+    return made
+
+
+def write_model_card(path: Path, info: CardSource) -> Path:
+    """Write the markdown card of ``info`` to ``path`` and return the path."""
+    path = Path(path)
+    path.write_text(render_model_card(info))
+    return path
+
+
+def render_model_card(info: CardSource) -> str:
+    """The markdown text of a model card; optional fields missing on ``info`` are skipped."""
+    plots = dict(getattr(info, "plots", None) or {})
+    slices = getattr(info, "slices", None)
+    sections = [
+        f"# Model card: {info.model} v{info.version}\n\n"
+        f"Created {info.created_at.isoformat()}; training triggered by: {info.reason or 'n/a'}.",
+        f"## Intended use\n\n{INTENDED_USE}",
+        _details(info),
+        _training_data(info.dataset)
+        + _lineage(getattr(info, "lineage", None))
+        + _images(plots, "loss"),
+        _metrics(info.metrics, info.champion_metrics_on_same_test, info.champion_version)
+        + _images(plots, "roc", "pr"),
+        _confusion(info.metrics) + _images(plots, "confusion"),
+        _slices(slices, getattr(info, "slice_metric", "recall"))
+        + (_images(plots, "slices") if slices is not None else ""),
+        _gates(info.gates),
+        _importance(getattr(info, "importance", None), getattr(info, "importance_top", 10))
+        + _images(plots, "importance"),
+        _features(getattr(info, "features", FEATURE_COLUMNS), info.params),
+        _deployment(getattr(info, "dependencies", None)),
+        "## Limitations\n\n"
+        + "\n".join(
+            SLICED_LIMITATION if slices is not None and i == 1 else line
+            for i, line in enumerate(LIMITATIONS)
+        ),
+        _other_plots(plots),
+    ]
+    return "\n\n".join(section for section in sections if section) + "\n"
+
+
+def _plain(value: Any) -> Any:
+    """A pydantic model (registry metadata) as a dict; anything else as it is."""
+    return value.model_dump() if hasattr(value, "model_dump") else value
+
+
+def _images(plots: Mapping[str, str], *keys: str) -> str:
+    shown = [f"![{PLOTS[key][1]}]({plots[key]})" for key in keys if plots.get(key)]
+    return "".join(f"\n\n{image}" for image in shown)
+
+
+def _other_plots(plots: Mapping[str, str]) -> str:
+    others = [f"![{name}]({file})" for name, file in plots.items() if name not in PLOTS]
+    return "## Plots\n\n" + "\n\n".join(others) if others else ""
+
+
+def _details(info: CardSource) -> str:
+    params = info.params
+    device = _plain(getattr(info, "device", None)) or params.get("device_info")
+    if isinstance(device, Mapping):
+        device = (
+            f"`{device.get('name')}` ("
+            + ", ".join(f"{k}: {v}" for k, v in device.items() if k != "name")
+            + ")"
+        )
+    duration = getattr(info, "duration_s", None) or params.get("fit_seconds")
+    lines = [
+        f"- Trainer: `{params['trainer']}`" if params.get("trainer") else "",
+        f"- Device: {device}" if device else "",
+        f"- Training duration: {duration:.1f} s" if duration else "",
+        f"- Base model: `{info.base_model_path}`" if getattr(info, "base_model_path", None) else "",
+        f"- Base model weights sha256: `{info.base_model_sha256}`"
+        if getattr(info, "base_model_sha256", None)
+        else "",
+    ]
+    text = "\n".join(line for line in lines if line)
+    signature = _plain(getattr(info, "signature", None))
+    if signature:
+        rows = [f"| input | `{c['name']}` | {c['dtype']} |" for c in signature.get("inputs", [])]
+        out = signature.get("output")
+        rows += [f"| output | `{out['name']}` | {out['dtype']} |"] if out else []
+        table = "\n".join(["| role | name | dtype |", "| --- | --- | --- |", *rows])
+        text += f"\n\nSignature:\n\n{table}"
+    return f"## Model details\n\n{text.strip()}" if text else ""
+
+
+def _lineage(lineage: Any) -> str:
+    lineage = _plain(lineage)
+    if not lineage:
+        return ""
+    return "\n\nLineage:\n\n" + "\n".join(f"- {key}: {value}" for key, value in lineage.items())
+
+
+def _slices(report: SliceReport | None, metric: str) -> str:
+    if report is None:
+        return ""
+    return f"## Bias slices (test split)\n\n{report.to_markdown(metric)}"
+
+
+def _importance(importance: FeatureImportance | None, top: int) -> str:
+    if importance is None:
+        return ""
+    return (
+        f"## Explainability\n\nFeature importance by {importance.method}; top "
+        f"{min(top, len(importance.scores))} of {len(importance.scores)} features:\n\n"
+        + importance.to_markdown(top)
+    )
+
+
+def _deployment(dependencies: Mapping[str, str] | None) -> str:
+    if not dependencies:
+        return ""
+    listed = "\n".join(f"- {name}: {version}" for name, version in dependencies.items())
+    return f"## Deployment\n\n{DEPLOYMENT}\n\nDependencies (installed at training):\n\n{listed}"
+
+
+def _rate(positives: int, rows: int) -> str:
+    return f"{positives / rows:.2%}" if rows else "n/a"
+
+
+def _training_data(dataset: dict[str, Any]) -> str:
+    lines = [
+        "## Training data\n",
+        f"- Dataset version: {dataset.get('version', 'n/a')} (view `{dataset.get('view', 'n/a')}`,"
+        f" split `{dataset.get('split', 'n/a')}`, seed {dataset.get('seed', 'n/a')})",
+        f"- Offline table versions: {dataset.get('table_versions', {})}",
+        f"- Rows: {dataset.get('rows', 'n/a')} (newest {dataset.get('window_labels', 'n/a')} "
+        f"labels; 0 = all), rows sha256 `{dataset.get('rows_sha256', 'n/a')}`",
+        "",
+        "| split | rows | fraud | fraud rate | label time from | to |",
+        "| --- | ---: | ---: | ---: | --- | --- |",
+    ]
+    for name, stats in dataset.get("splits", {}).items():
+        rows, positives = stats["rows"], stats["positives"]
+        lines.append(
+            f"| {name} | {rows} | {positives} | {_rate(positives, rows)} | "
+            f"{stats.get('label_time_min')} | {stats.get('label_time_max')} |"
+        )
+    return "\n".join(lines)
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def _metrics(
+    metrics: dict[str, Any], champion: dict[str, Any] | None, champion_version: int | None
+) -> str:
+    names = (*_METRICS[:1], *_EXTRA_METRICS, *_METRICS[1:])
+    names = tuple(n for n in names if n in _METRICS or n in metrics) if metrics else _METRICS
+    rows, positives = metrics.get("rows", 0), metrics.get("positives", 0)
+    header = (
+        f"## Metrics on the test split\n\n{rows} rows, {positives} fraud "
+        f"({_rate(positives, rows)}), threshold {metrics.get('threshold', 0.5)}.\n"
+    )
+    if champion is None:
+        table = ["| metric | candidate |", "| --- | ---: |"]
+        table += [f"| {name} | {_fmt(metrics.get(name))} |" for name in names]
+        return header + "\n" + "\n".join(table) + "\n\nNo champion to compare with."
+    table = [
+        f"| metric | candidate | champion v{champion_version} | difference |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for name in names:
+        ours, theirs = metrics.get(name), champion.get(name)
+        both = isinstance(ours, float) and isinstance(theirs, float)
+        diff = f"{ours - theirs:+.4f}" if both else "n/a"
+        table.append(f"| {name} | {_fmt(ours)} | {_fmt(theirs)} | {diff} |")
+    note = "\n\nBoth models were scored on the same test split."
+    return header + "\n" + "\n".join(table) + note
+
+
+def _confusion(metrics: dict[str, Any]) -> str:
+    cm = metrics.get("confusion_matrix", {})
+    return (
+        "## Confusion matrix (test)\n\n"
+        "| | predicted legit | predicted fraud |\n| --- | ---: | ---: |\n"
+        f"| actual legit | {cm.get('tn', 'n/a')} | {cm.get('fp', 'n/a')} |\n"
+        f"| actual fraud | {cm.get('fn', 'n/a')} | {cm.get('tp', 'n/a')} |"
+    )
+
+
+def _gates(gates: _Gates) -> str:
+    if gates.passed:
+        return "## Promotion gates\n\nPassed: this version was promoted to champion."
+    reasons = "\n".join(f"- {reason}" for reason in gates.reasons)
+    return f"## Promotion gates\n\nFailed; this version was not promoted:\n\n{reasons}"
+
+
+def _features(features: Sequence[str], params: dict[str, Any]) -> str:
+    names = "\n".join(f"{i}. `{name}`" for i, name in enumerate(features, start=1))
+    shown = "\n".join(
+        f"- {key}: {value}" for key, value in sorted(params.items()) if key != "feature_columns"
+    )
+    return f"## Features (model input order)\n\n{names}\n\n## Parameters\n\n{shown or '- n/a'}"

@@ -1,0 +1,318 @@
+"""The trainer service: consumes `retrain.requests` and runs training jobs through a launcher.
+
+Per model, at most one job runs and at most one follow-up waits. A request made before the
+running (or last) job started is covered by it and dropped; later ones are merged into the
+follow-up (newest time, strongest reason, all evidence). A failed attempt (non-zero exit,
+timeout) is retried with exponential backoff up to `max_attempts`. Every state change is a
+`JobEvent` on the job events topic and a count in ``fti_training_runs_total``.
+
+>>> from datetime import UTC, datetime
+>>> t = datetime(2026, 1, 1, tzinfo=UTC)
+>>> a = RetrainRequest(model="m", reason="volume", evidence={"labels": 900}, requested_at=t)
+>>> b = RetrainRequest(model="m", reason="drift", evidence={"detector": "adwin"},
+...                    requested_at=t.replace(hour=1))
+>>> merged = merge_requests(a, b)
+>>> merged.reason, merged.requested_at.hour, merged.evidence["merged_reasons"]
+('drift', 1, ['drift', 'volume'])
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Literal
+
+from confluent_kafka import KafkaException, Message
+from confluent_kafka.admin import AdminClient, NewTopic
+from pydantic import BaseModel, ConfigDict
+
+from fti import metrics
+from fti.connectors.kafka.clients import make_consumer, make_producer
+from fti.errors import FtiError
+from fti.events import EventTime, RegistryEvent, RetrainRequest
+from fti.models.jobs.launchers import JobHandle, JobSpec, JobState, Launcher, LocalProcessLauncher
+from fti.models.jobs.specs import SPECS
+from fti.settings import Settings
+
+if TYPE_CHECKING:
+    from prometheus_client.metrics import MetricWrapperBase
+
+log = logging.getLogger(__name__)
+#: Which reason a merged follow-up carries: the most telling one first.
+REASON_PRIORITY = ("drift", "manual", "volume")
+Decision = Literal["started", "queued", "merged", "covered", "ignored"]
+
+
+class JobEvent(BaseModel):
+    """One state change of a training job on the job events topic, keyed by model name."""
+
+    model_config = ConfigDict(frozen=True)
+
+    job_id: str
+    model: str
+    reason: str
+    state: JobState
+    attempt: int
+    at: EventTime
+    detail: str = ""
+    log: str | None = None
+
+    def to_json(self) -> bytes:
+        """Compact JSON bytes, times as RFC 3339 in UTC."""
+        return self.model_dump_json().encode()
+
+
+def merge_requests(older: RetrainRequest | None, newer: RetrainRequest) -> RetrainRequest:
+    """One request standing for both: newest time, most telling reason, merged evidence."""
+    if older is None:
+        return newer
+    reasons = sorted({older.reason, newer.reason} | set(older.evidence.get("merged_reasons", [])))
+    reason = next(r for r in REASON_PRIORITY if r in reasons)
+    count = int(older.evidence.get("merged_count", 1)) + 1
+    evidence = {**older.evidence, **newer.evidence, "merged_reasons": reasons,
+                "merged_count": count}
+    return RetrainRequest(model=newer.model, reason=reason, evidence=evidence,
+                          requested_at=max(older.requested_at, newer.requested_at))
+
+
+class RegistryEventPublisher:
+    """Publishes registry events to Kafka, keyed by model name, and waits for delivery."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.topic = settings.topics.registry_events
+        self._producer = make_producer(settings.kafka)
+
+    def __call__(self, event: RegistryEvent) -> None:
+        self._producer.produce(self.topic, key=event.model.encode(), value=event.to_json())
+        self._producer.flush(30)
+
+
+class JobEventPublisher:
+    """Publishes `JobEvent`s to `topic` (created if missing), keyed by model name."""
+
+    def __init__(self, settings: Settings, topic: str | None = None) -> None:
+        self.topic = topic = topic or settings.topics.training_jobs
+        self._producer = make_producer(settings.kafka)
+        admin = AdminClient(settings.kafka.client_config())
+        if topic not in admin.list_topics(timeout=10).topics:
+            future = admin.create_topics([NewTopic(topic, 1, 1)])[topic]
+            try:
+                future.result(timeout=10)
+            except KafkaException as ex:
+                if "TOPIC_ALREADY_EXISTS" not in str(ex):
+                    raise FtiError(f"could not create the job events topic {topic!r}: {ex}") from ex
+
+    def __call__(self, event: JobEvent) -> None:
+        self._producer.produce(self.topic, key=event.model.encode(), value=event.to_json())
+        if self._producer.flush(10):
+            log.warning("job event %s/%s not delivered within 10 s", event.job_id, event.state)
+
+
+@dataclass
+class _Lane:
+    """One model's jobs: whether one runs, the follow-up waiting, when the last one started."""
+
+    busy: bool = False
+    waiting: tuple[str, RetrainRequest] | None = None
+    last_started: datetime | None = None
+
+
+def default_launcher(settings: Settings) -> Launcher:
+    """The launcher `training.launcher` names ("local" unless set to "kubernetes")."""
+    t = settings.training
+    if getattr(t, "launcher", "local") == "kubernetes":
+        from fti.models.jobs.k8s_launcher import KubernetesJobConfig, KubernetesJobLauncher
+
+        return KubernetesJobLauncher(KubernetesJobConfig(
+            image=t.k8s_image, namespace=t.k8s_namespace, gpu=getattr(t, "k8s_gpu", 0),
+            tpu=getattr(t, "k8s_tpu", 0), active_deadline_s=getattr(t, "job_timeout_s", None),
+        ))
+    return LocalProcessLauncher(settings, timeout_s=getattr(t, "job_timeout_s", 3600.0))
+
+
+class TrainerService:
+    """Runs training jobs for the retrain requests it reads, one at a time per model.
+
+    Defaults come from ``settings.training`` (`max_attempts`, `retry_backoff_s`,
+    `job_timeout_s`, `launcher` when present); keyword arguments override them for tests.
+    `sleep` waits between attempts (default: until the delay passes or the service stops).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        launcher: Launcher | None = None,
+        *,
+        publish_job: Callable[[JobEvent], None] | None = None,
+        job_events_topic: str | None = None,
+        max_attempts: int | None = None,
+        retry_backoff_s: float | None = None,
+        sleep: Callable[[float], None] | None = None,
+        runs: MetricWrapperBase = metrics.TRAINING_RUNS,
+        durations: MetricWrapperBase = metrics.TRAINING_SECONDS,
+    ) -> None:
+        t = settings.training
+        self.settings = settings
+        self.launcher = launcher or default_launcher(settings)
+        self.publish_job = publish_job or JobEventPublisher(
+            settings, job_events_topic or settings.topics.training_jobs
+        )
+        self.max_attempts = max_attempts or getattr(t, "max_attempts", 3)
+        backoff = getattr(t, "retry_backoff_s", 5.0)
+        self.retry_backoff_s = backoff if retry_backoff_s is None else retry_backoff_s
+        self._stopping = threading.Event()
+        self._sleep = sleep or (lambda delay: self._stopping.wait(delay))
+        self._runs, self._durations = runs, durations
+        self._lock = threading.Lock()
+        self._lanes: dict[str, _Lane] = {}
+        self._workers: list[threading.Thread] = []
+
+    def submit(self, request: RetrainRequest) -> Decision:
+        """Accept `request`: "started" (caller must `drain`), "queued"/"merged" as the
+        follow-up, "covered" by a job started after it, "ignored" (unknown model)."""
+        if request.model not in SPECS:
+            log.warning("no model spec for %r; request ignored", request.model)
+            return "ignored"
+        with self._lock:
+            lane = self._lanes.setdefault(request.model, _Lane())
+            if lane.last_started is not None and request.requested_at <= lane.last_started:
+                log.info("%s request (%s) covered by the job started at %s", request.model,
+                         request.reason, lane.last_started.isoformat())
+                return "covered"
+            if lane.waiting is not None:
+                job_id, waiting = lane.waiting
+                lane.waiting = (job_id, merge_requests(waiting, request))
+                log.info("%s request (%s) merged into follow-up %s", request.model,
+                         request.reason, job_id)
+                return "merged"
+            job_id = f"{request.model}-{uuid.uuid4().hex[:8]}"
+            lane.waiting = (job_id, request)
+            decision: Decision = "queued" if lane.busy else "started"
+            lane.busy = True
+        self._emit(JobSpec(job_id, request.model, request.reason, request.requested_at),
+                   "queued", "follow-up of the running job" if decision == "queued" else "")
+        return decision
+
+    def drain(self, model: str) -> None:
+        """Run `model`'s waiting job and every follow-up queued meanwhile, then go idle."""
+        while True:
+            with self._lock:
+                lane = self._lanes[model]
+                if lane.waiting is None or self._stopping.is_set():
+                    lane.busy = False
+                    return
+                job_id, request = lane.waiting
+                lane.waiting = None
+                lane.last_started = datetime.now(UTC)
+            self.run_job(JobSpec(job_id, model, request.reason, request.requested_at))
+
+    def handle(self, request: RetrainRequest) -> bool:
+        """Run the job for `request` now unless a job covers it or runs; True if one ran."""
+        if self.submit(request) != "started":
+            return False
+        self.drain(request.model)
+        return True
+
+    def idle(self) -> bool:
+        """True when no job runs or waits."""
+        with self._lock:
+            return not any(lane.busy for lane in self._lanes.values())
+
+    def run_job(self, job: JobSpec) -> bool:
+        """Run `job` with retries and backoff; True if an attempt succeeded."""
+        start = time.perf_counter()
+        for attempt in range(1, self.max_attempts + 1):
+            spec = job.with_attempt(attempt)
+            state, handle = self._attempt(spec)
+            detail = handle.detail if handle is not None else state
+            where = handle.log_location if handle is not None else None
+            if state == "succeeded":
+                promoted = (handle.result or {}).get("promoted") if handle else None
+                outcome = "succeeded" if promoted is None else (
+                    "promoted" if promoted else "rejected")
+                self._runs.labels(job.model, outcome).inc()
+                self._durations.labels(job.model).observe(time.perf_counter() - start)
+                self._emit(spec, "succeeded", outcome, where)
+                return True
+            if attempt < self.max_attempts and not self._stopping.is_set():
+                delay = self.retry_backoff_s * 2 ** (attempt - 1)
+                self._runs.labels(job.model, "retrying").inc()
+                self._emit(spec, "retrying", f"{detail}; attempt {attempt + 1} of "
+                           f"{self.max_attempts} in {delay:g} s", where)
+                self._sleep(delay)
+                continue
+            self._runs.labels(job.model, "failed").inc()
+            self._emit(spec, "failed", detail, where)
+            log.error("training job %s (%s, %s) failed after %d attempt(s): %s; log: %s",
+                      job.job_id, job.model, job.reason, attempt, detail, where)
+            return False
+        return False
+
+    def _attempt(self, spec: JobSpec) -> tuple[str, JobHandle | None]:
+        """Launch one attempt and wait for it, cancelling it if the service stops."""
+        try:
+            handle = self.launcher.launch(spec)
+        except (FtiError, OSError) as ex:
+            log.warning("could not launch %s attempt %d: %s", spec.job_id, spec.attempt, ex)
+            return f"launch failed: {ex}", None
+        self._emit(spec, "running", "", handle.log_location)
+        while (state := handle.wait(1.0)) is None:
+            if self._stopping.is_set():
+                handle.cancel()
+        return state, handle
+
+    def _emit(self, job: JobSpec, state: JobState, detail: str = "",
+              where: str | None = None) -> None:
+        event = JobEvent(job_id=job.job_id, model=job.model, reason=job.reason, state=state,
+                         attempt=job.attempt, at=datetime.now(UTC), detail=detail, log=where)
+        log.info("job %s %s (attempt %d) %s", job.job_id, state, job.attempt, detail)
+        metrics.TRAINING_JOB_EVENTS.labels(job.model, state).inc()
+        try:
+            self.publish_job(event)
+        except (KafkaException, BufferError) as ex:
+            log.warning("could not publish job event %s/%s: %s", job.job_id, state, ex)
+
+    def run(self, stop: threading.Event, on_ready: Callable[[], None] | None = None) -> None:
+        """Consume requests until `stop` is set; jobs run on worker threads.
+
+        Offsets are committed only while idle, so requests whose jobs had not finished are
+        read again after a crash. On stop, running jobs are cancelled. `on_ready` is called
+        once the consumer has subscribed."""
+        self._stopping = stop
+        consumer = make_consumer(self.settings.kafka, group_id="fti-trainer")
+        consumer.subscribe([self.settings.topics.retrain_requests])
+        if on_ready is not None:
+            on_ready()
+        uncommitted = False
+        try:
+            while not stop.is_set():
+                msg = consumer.poll(0.2)
+                if msg is not None and msg.error() is None:
+                    self._handle_message(msg)
+                    uncommitted = True
+                if uncommitted and self.idle():
+                    consumer.commit(asynchronous=False)
+                    uncommitted = False
+        finally:
+            stop.set()
+            for worker in self._workers:
+                worker.join(30)
+            consumer.close()
+
+    def _handle_message(self, msg: Message) -> None:
+        try:
+            request = RetrainRequest.model_validate_json(msg.value() or b"")
+        except ValueError as ex:
+            log.warning("malformed retrain request at offset %s: %s", msg.offset(), ex)
+            return
+        if self.submit(request) == "started":
+            worker = threading.Thread(target=self.drain, args=(request.model,),
+                                      name=f"job-{request.model}", daemon=True)
+            self._workers = [w for w in self._workers if w.is_alive()] + [worker]
+            worker.start()
+
