@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint bench clean
+.PHONY: demo test test-fast lint lint-imports bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; v=sys.version_info[:2]; sys.exit(0 if (3,11)<=v<=(3,12) else "fti needs Python 3.11 or 3.12 (Bytewax has no wheels for %d.%d)" % v)'
@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/fti demo
 
-test: $(STAMP)
+test: $(STAMP) lint lint-imports
 	bash infra/install-prometheus.sh
 	$(BIN)/python -m pytest
 
@@ -28,6 +28,13 @@ test-fast: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+
+# import-linter reads packages from disk, and the editable install maps folders from outside
+# fti/: check an installed copy of the tree instead (build/ is git-ignored).
+lint-imports: $(STAMP)
+	rm -rf build/lint-imports
+	$(BIN)/python -m pip install --quiet --no-deps --target build/lint-imports .
+	cd build/lint-imports && PYTHONPATH=. ../../$(BIN)/lint-imports ../../pyproject.toml
 
 clean:
 	rm -rf .fti

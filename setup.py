@@ -30,4 +30,5 @@ def packages() -> list[str]:
     return found
 
 
-setup(packages=packages(), package_dir=FOLDERS)
+if __name__ == "__main__":  # setuptools runs this file as __main__; tests import it
+    setup(packages=packages(), package_dir=FOLDERS)

@@ -29,8 +29,7 @@ import numpy as np
 from river import compose, linear_model, preprocessing
 from river.datasets import synth
 
-from fti.models.drift.detectors import Detector, DetectorConfig, build_detector
-from fti.models.drift.retrain_policy import Debounced
+from fti.models.drift import Debounced, Detector, DetectorConfig, build_detector
 
 TRAIN, REFERENCE = 2000, 2000
 

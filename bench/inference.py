@@ -34,7 +34,7 @@ from fti.connectors.kafka.clients import ensure_topics, make_consumer, make_prod
 from fti.connectors.offline.store import LanceOfflineStore
 from fti.features.definitions import FEATURE_COLUMNS, FEATURES_TABLE
 from fti.flows import features, inference
-from fti.flows.service import prepare_inference
+from fti.flows.champion import prepare_inference
 from fti.infra.embedded_broker import EmbeddedBroker, free_port
 from fti.models.jobs.trainer_service import RegistryEventPublisher
 from fti.models.registry import CHAMPION, ModelRegistry

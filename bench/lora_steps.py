@@ -17,6 +17,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F  # noqa: N812
 
+from fti.events import parse_preference
 from fti.models.trainers.lora import (
     LoraConfigSpec,
     LoraTrainingParams,
@@ -28,7 +29,7 @@ from fti.models.trainers.lora import (
     load_tokenizer,
     train_lora,
 )
-from fti.synthetic.preferences import PreferenceSpec, generate_preferences, parse_preference
+from fti.synthetic.preferences import PreferenceSpec, generate_preferences
 
 
 def _pairs(count: int, max_length: int) -> Any:

@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fti.infra.embedded_broker import free_port, wait_for_broker
+from fti.connectors.kafka.clients import wait_for_broker
+from fti.infra.embedded_broker import free_port
 from fti.ops.producer import StreamProducer
 from fti.settings import settings_in
 from fti.synthetic.transactions import StreamSpec

@@ -19,10 +19,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import lancedb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from fti.connectors.offline.store import LanceOfflineStore
 from fti.errors import FtiError
 from fti.features.definitions import FEATURES_TABLE, LABELS_TABLE
 from fti.features.splits import (
@@ -205,7 +205,7 @@ def _read_labelled(offline_dir: Path | str) -> OfflineSnapshot:
     """Both offline tables, latest versions pinned; FtiError if there is nothing labelled."""
     if "://" not in str(offline_dir) and not Path(offline_dir).is_dir():
         raise _no_labelled_rows(offline_dir)
-    tables = lancedb.connect(str(offline_dir)).list_tables().tables
+    tables = LanceOfflineStore(offline_dir).table_names()
     if not {FEATURES_TABLE, LABELS_TABLE} <= set(tables):
         raise _no_labelled_rows(offline_dir)
     return read_offline(offline_dir)

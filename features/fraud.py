@@ -140,7 +140,7 @@ TRANSACTIONS_RAW = FeatureGroup(
     online=False,
     offline=False,
     tags=frozenset({"fraud", "source"}),
-    description="Raw transactions as validated by fti.events.parse_transaction.",
+    description="Raw transactions as validated by fti.features.validation.parse_transaction.",
 )
 
 #: Labels joined point-in-time to the card features of their transaction; what the trainer reads.

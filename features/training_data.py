@@ -26,12 +26,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-import lancedb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 
+from fti.connectors.errors import OfflineTableError
+from fti.connectors.offline.store import LanceOfflineStore
 from fti.errors import FtiError
 from fti.features.definitions import (
     FEATURE_COLUMNS,
@@ -148,10 +149,10 @@ def read_offline(
     offline_dir: Path | str, table_versions: Mapping[str, int] | None = None
 ) -> OfflineSnapshot:
     """Read the feature and label tables (latest, or the given Lance versions), deduplicated."""
-    db = lancedb.connect(str(offline_dir))
+    store = LanceOfflineStore(offline_dir)
     versions = dict(table_versions or {})
-    features, features_version = _read_table(db, FEATURES_TABLE, versions.get(FEATURES_TABLE))
-    labels, labels_version = _read_table(db, LABELS_TABLE, versions.get(LABELS_TABLE))
+    features, features_version = _read_table(store, FEATURES_TABLE, versions.get(FEATURES_TABLE))
+    labels, labels_version = _read_table(store, LABELS_TABLE, versions.get(LABELS_TABLE))
     return OfflineSnapshot(
         features=features,
         labels=labels,
@@ -159,19 +160,12 @@ def read_offline(
     )
 
 
-def _read_table(db: Any, name: str, version: int | None) -> tuple[pa.Table, int]:
+def _read_table(store: LanceOfflineStore, name: str, version: int | None) -> tuple[pa.Table, int]:
     try:
-        table = db.open_table(name)
-    except ValueError as ex:
-        raise FtiError(
-            f"offline table {name!r} not found in {db.uri}; run the feature flow first"
-        ) from ex
-    pinned = table.version if version is None else version
-    try:
-        table.checkout(pinned)  # pin one version so a concurrent writer cannot tear the read
-    except Exception as ex:  # lancedb raises plain ValueError/OSError/RuntimeError here
-        raise FtiError(f"offline table {name!r} has no version {pinned}: {ex}") from ex
-    return dedupe_by_source(table.to_arrow()), pinned
+        table, pinned = store.read(name, version)
+    except OfflineTableError as ex:
+        raise FtiError(f"{ex}; run the feature flow first") from ex
+    return dedupe_by_source(table), pinned
 
 
 def point_in_time_join(
@@ -376,3 +370,25 @@ def load_dataset_record(datasets_dir: Path, n: int) -> DatasetRecord:
         have = dataset_versions(datasets_dir)
         raise FtiError(f"dataset version {n} not found in {datasets_dir} (have {have})")
     return DatasetRecord.model_validate_json(path.read_text())
+
+
+#: Fewest train rows a model is trained on.
+MIN_TRAIN_ROWS = 50
+
+
+def check_trainable(dataset: TrainingDataset) -> None:
+    """Refuse (FtiError) a dataset whose train split is too small or has a single class."""
+    train = dataset.record.splits["train"]
+    hint = "wait for more labels, or lower training.window_labels / the split fractions"
+    if train.rows < MIN_TRAIN_ROWS:
+        raise FtiError(
+            f"train split has {train.rows} rows, need at least {MIN_TRAIN_ROWS} "
+            f"({dataset.record.rows} labelled rows in total); {hint}"
+        )
+    if train.positives == 0 or train.positives == train.rows:
+        kind = "fraud" if train.positives == 0 else "legitimate"
+        raise FtiError(
+            f"train split ({train.rows} rows) has no {kind} labels; a classifier needs both; {hint}"
+        )
+    if dataset.split.test.num_rows == 0:
+        raise FtiError(f"test split is empty ({dataset.record.rows} labelled rows); {hint}")

@@ -24,11 +24,11 @@ import math
 import numbers
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal, Protocol
 
 from fti.errors import EventError, FtiError
-from fti.events import to_utc_datetime
+from fti.events import Transaction, decode_transaction, to_utc_datetime
 from fti.features.groups import FeatureGroup
 from fti.settings import ValidationSettings
 
@@ -308,7 +308,7 @@ class RuleSet:
 
 
 def rules_for_transactions(settings: ValidationSettings, policy: Policy = "strict") -> RuleSet:
-    """The business rules of `fti.events.parse_transaction` as a `RuleSet` on raw rows.
+    """The business rules of `parse_transaction` as a `RuleSet` on raw rows.
 
     Amount present, finite and within [0, max_amount]; currency and channel allowed; ``ts``
     at most ``max_future_skew_s`` after now. (Field types and lengths stay with pydantic.)
@@ -333,3 +333,22 @@ def rules_for_transactions(settings: ValidationSettings, policy: Policy = "stric
 def transaction_rules(settings: ValidationSettings, policy: Policy = "strict") -> RuleSet:
     """`rules_for_transactions`, built once per settings (rule sets are immutable)."""
     return rules_for_transactions(settings, policy)
+
+
+def parse_transaction(
+    raw: bytes | str, rules: ValidationSettings, now: datetime | None = None
+) -> Transaction:
+    """Decode a raw transaction and enforce the business rules (strictly); raise `EventError`
+    naming the rule it broke.
+
+    >>> from datetime import timezone
+    >>> raw = b'{"tx_id":"t1","card_id":"c1","merchant_id":"m1","amount":-1,"currency":"EUR",'
+    >>> raw += b'"country":"DE","channel":"pos","ts":"2026-01-01T00:00:00Z"}'
+    >>> parse_transaction(raw, ValidationSettings(), now=datetime(2026, 1, 2, tzinfo=timezone.utc))
+    Traceback (most recent call last):
+    ...
+    fti.errors.EventError: ...
+    """
+    tx = decode_transaction(raw)
+    transaction_rules(rules, "strict").enforce(tx.model_dump(), now or datetime.now(UTC))
+    return tx

@@ -18,6 +18,7 @@ from bytewax.dataflow import Dataflow
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from fti import metrics
+from fti.connectors.kafka.reader import KafkaRecord
 from fti.connectors.offline.store import LanceOfflineStore
 from fti.connectors.online import OnlineRow, freshness_seconds, open_online_store
 from fti.errors import EventError
@@ -39,7 +40,7 @@ from fti.features.windows import (
 )
 from fti.flows.records import Decoded, Rejected, flow_from_environment, to_dlq
 from fti.flows.sinks import KafkaProducerSink
-from fti.flows.sources import KafkaPartitionSource, KafkaRecord
+from fti.flows.sources import KafkaPartitionSource
 from fti.settings import Settings, ValidationSettings
 
 FeatureRow = dict[str, Any]

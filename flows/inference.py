@@ -22,14 +22,17 @@ import numpy as np
 from bytewax.dataflow import Dataflow
 
 from fti import metrics
+from fti.connectors.kafka.reader import KafkaRecord
 from fti.connectors.kafka.registry_events import RegistryEventWatcher
 from fti.connectors.online import open_online_store
 from fti.errors import EventError, FtiError
-from fti.events import Prediction, RegistryEvent, Transaction, parse_transaction
+from fti.events import Prediction, RegistryEvent, Transaction
 from fti.features.serving import feature_vector
+from fti.features.validation import parse_transaction
+from fti.flows.champion import prepare_inference
 from fti.flows.live_metrics import count_shadow
 from fti.flows.sinks import KafkaProducerSink, OutMessage
-from fti.flows.sources import KafkaPartitionSource, KafkaRecord
+from fti.flows.sources import KafkaPartitionSource
 from fti.models.registry import CHALLENGER, ModelRegistry
 from fti.models.serving import (
     AliasHolder,
@@ -38,7 +41,7 @@ from fti.models.serving import (
     ServingModel,
     count_shadow_error,
 )
-from fti.settings import Settings, ValidationSettings
+from fti.settings import Settings, ValidationSettings, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +54,6 @@ def parse_or_skip(record: KafkaRecord, rules: ValidationSettings) -> Transaction
         return None
 
 
-SHADOW_TOPIC = "predictions.shadow"
 
 
 @dataclass
@@ -82,12 +84,13 @@ class BatchScorer:
         champion: ChampionHolder,
         challenger: AliasHolder | None = None,
         shadow: bool = False,
-        shadow_topic: str = SHADOW_TOPIC,
+        shadow_topic: str | None = None,
     ) -> None:
         self.store = open_online_store(settings)
         self.champion, self.challenger, self.shadow = champion, challenger, shadow
         self.threshold = settings.inference.threshold
-        self.topic, self.shadow_topic = settings.topics.predictions, shadow_topic
+        self.topic = settings.topics.predictions
+        self.shadow_topic = shadow_topic or settings.topics.shadow_predictions
         self.shadow_stats = ShadowStats()
         self._failed_versions: set[int] = set()
 
@@ -182,9 +185,9 @@ def get_flow(
     `challenger` holder, one that follows the registry is started.
     """
     if shadow is None:
-        shadow = bool(getattr(settings.inference, "shadow", False))
+        shadow = settings.inference.shadow
     if shadow_topic is None:
-        shadow_topic = getattr(settings.topics, "shadow_predictions", SHADOW_TOPIC)
+        shadow_topic = settings.topics.shadow_predictions
     if shadow and challenger is None:
         challenger = follow_challenger(settings, stop)
     flow = Dataflow("inference")
@@ -204,9 +207,6 @@ def get_flow(
 def __getattr__(name: str) -> Any:
     # `python -m bytewax.run fti.flows.inference:flow`: build from the environment on access.
     if name == "flow":
-        from fti.flows.service import prepare_inference
-        from fti.settings import load_settings
-
         settings = load_settings()
         return get_flow(settings, prepare_inference(settings, threading.Event()))
     raise AttributeError(name)

@@ -23,21 +23,16 @@ import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 
 from fti import metrics
+from fti.connectors.kafka.reader import KafkaRecord
 from fti.errors import ConfigError, EventError
-from fti.events import (
-    Prediction,
-    RegistryEvent,
-    RetrainRequest,
-    Transaction,
-    parse_label,
-    parse_transaction,
-)
+from fti.events import Prediction, RegistryEvent, RetrainRequest, Transaction, parse_label
+from fti.features.validation import parse_transaction
 from fti.features.windows import event_features
-from fti.flows.live_metrics import DEFAULT_WINDOW, LiveMetrics, LiveMetricsBook, export
+from fti.flows.live_metrics import LiveMetrics, LiveMetricsBook, export
 from fti.flows.records import flow_from_environment
 from fti.flows.sinks import KafkaProducerSink, OutMessage
-from fti.flows.sources import KafkaPartitionSource, KafkaRecord
-from fti.models.drift.retrain_policy import (
+from fti.flows.sources import KafkaPartitionSource
+from fti.models.drift import (
     ChampionChanged,
     ErrorObserved,
     FeatureObserved,
@@ -153,7 +148,7 @@ def join_prediction_label(
 def update_live_metrics(settings: Settings) -> Any:
     """The live-metrics step's mapper: one `LiveMetricsBook` per model key, exported on
     every labelled prediction (sliding window of `monitor.live_window`, default 1000)."""
-    size = int(getattr(settings.monitor, "live_window", DEFAULT_WINDOW))
+    size = settings.monitor.live_window
 
     def step(
         book: LiveMetricsBook | None, pair: LabelledPrediction

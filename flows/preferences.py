@@ -16,18 +16,17 @@ from bytewax.dataflow import Dataflow
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from fti import metrics
+from fti.connectors.kafka.reader import KafkaRecord
 from fti.connectors.offline.store import LanceOfflineStore
 from fti.errors import EventError
+from fti.events import PreferenceEvent, parse_preference
+from fti.features.definitions import PREFERENCES_TABLE
 from fti.flows.records import Decoded, Rejected, flow_from_environment, to_dlq
 from fti.flows.sinks import KafkaProducerSink
-from fti.flows.sources import KafkaPartitionSource, KafkaRecord
+from fti.flows.sources import KafkaPartitionSource
 from fti.settings import Settings
-from fti.synthetic.preferences import PreferenceEvent, parse_preference
 
-#: Topic the flow reads. Not in `TopicSettings` yet; pass `topic=` to `get_flow` to change it.
-PREFERENCES_TOPIC = "preferences"
 #: Offline table of validated preference pairs, one row per record.
-PREFERENCES_TABLE = "preference_pairs"
 PREFERENCES_SCHEMA = pa.schema(
     [
         ("pair_id", pa.string()),

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from fti.connectors.kafka.reader import KafkaRecord
 from fti.flows.sinks import OutMessage
-from fti.flows.sources import KafkaRecord
 
 T = TypeVar("T")
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -16,10 +15,9 @@ from bytewax.run import cli_main
 from bytewax.testing import run_main
 
 from fti import metrics
-from fti.connectors.kafka.registry_events import RegistryEventWatcher
 from fti.errors import FtiError
-from fti.models.registry import ModelRegistry
-from fti.models.serving import ChampionHolder
+from fti.flows import features, inference, monitor, preferences
+from fti.flows.champion import prepare_inference
 from fti.settings import RecoverySettings, Settings
 
 log = logging.getLogger(__name__)
@@ -43,33 +41,6 @@ def stop_on_signals(on_stop: Callable[[], None] | None = None) -> threading.Even
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
     return stop
-
-
-def prepare_inference(settings: Settings, stop: threading.Event) -> ChampionHolder | None:
-    """Follow the registry until `stop`; block until a champion is loaded (or time-out).
-
-    Return None if `stop` was set before a champion arrived."""
-    model = settings.inference.model_name
-    holder = ChampionHolder(ModelRegistry(settings.registry_location), model)
-    watcher = RegistryEventWatcher(settings, model, lambda _event: holder.refresh(), stop)
-    watcher.start()
-    if not watcher.ready.wait(30):
-        raise FtiError("could not start following registry.events within 30s")
-    deadline = time.monotonic() + settings.inference.wait_for_champion_s
-    logged = False
-    while not holder.refresh() and holder.current is None:
-        if stop.is_set():
-            return None
-        if time.monotonic() > deadline:
-            raise FtiError(
-                f"no champion of {model!r} in the registry at {settings.registry_location} after "
-                f"{settings.inference.wait_for_champion_s:g}s; train one with `fti train`"
-            )
-        if not logged:
-            log.info("waiting for a champion of %s", model)
-            logged = True
-        stop.wait(0.5)
-    return holder
 
 
 def recovery_config(settings: RecoverySettings, flow_name: str) -> RecoveryConfig | None:
@@ -96,8 +67,6 @@ class Cluster:
 def run_flow_service(name: str, settings: Settings, cluster: Cluster | None = None) -> None:
     """Serve metrics and run flow `name` in this process (or as one process of a cluster)
     until it is stopped."""
-    from fti.flows import features, inference, monitor, preferences
-
     if name not in FLOWS:
         raise FtiError(f"unknown flow {name!r}; choose one of {', '.join(FLOWS)}")
     health = metrics.serve_metrics(getattr(settings.metrics, f"{name}_port"),

@@ -1,33 +1,39 @@
-"""A Bytewax sink that produces `(topic, key, value)` items to Kafka, at least once."""
+"""A Bytewax sink that produces `(topic, key, value)` items to Kafka, at least once.
+
+Every message has a delivery report (`fti.connectors.kafka.publisher.Publisher`): failures
+are logged and counted in `fti_produce_failures_total` as they arrive, and what is still
+undelivered when the flow stops is reported by name and count.
+"""
 
 from __future__ import annotations
 
-from bytewax.outputs import DynamicSink, StatelessSinkPartition
-from confluent_kafka import Producer
+import logging
 
-from fti.connectors.kafka.clients import make_producer
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+
+from fti.connectors.kafka.publisher import DeliveryError, Publisher
 from fti.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
 
 #: What the sink takes: topic, key, value.
 OutMessage = tuple[str, bytes | None, bytes]
 
 
 class _ProducerPartition(StatelessSinkPartition[OutMessage]):
-    def __init__(self, producer: Producer) -> None:
-        self._producer = producer
+    def __init__(self, publisher: Publisher) -> None:
+        self._publisher = publisher
 
     def write_batch(self, items: list[OutMessage]) -> None:
         for topic, key, value in items:
-            while True:
-                try:
-                    self._producer.produce(topic, value=value, key=key)
-                    break
-                except BufferError:
-                    self._producer.poll(0.05)  # local queue full: let deliveries drain
-        self._producer.poll(0)
+            self._publisher.send(topic, value, key)
+        self._publisher.serve()
 
     def close(self) -> None:
-        self._producer.flush(30)
+        try:
+            self._publisher.flush(30)
+        except DeliveryError as ex:
+            log.error("on stop: %s", ex)
 
 
 class KafkaProducerSink(DynamicSink[OutMessage]):
@@ -37,4 +43,4 @@ class KafkaProducerSink(DynamicSink[OutMessage]):
         self.kafka = kafka
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _ProducerPartition:
-        return _ProducerPartition(make_producer(self.kafka))
+        return _ProducerPartition(Publisher(self.kafka))

@@ -1,12 +1,11 @@
-"""Event schemas (pydantic) for every topic, and the parser that validates raw transactions.
+"""Event schemas (pydantic) for every topic, and their decoders.
 
->>> from datetime import datetime, timezone
->>> raw = b'{"tx_id":"t1","card_id":"c1","merchant_id":"m1","amount":12.5,"currency":"EUR",'
->>> raw += b'"country":"DE","channel":"pos","ts":"2026-01-01T00:00:00Z"}'
->>> tx = parse_transaction(raw, ValidationSettings(), now=datetime(2026, 1, 2, tzinfo=timezone.utc))
+>>> tx = decode_transaction(b'{"tx_id":"t1","card_id":"c1","merchant_id":"m1","amount":12.5,'
+...                         b'"currency":"EUR","country":"DE","channel":"pos",'
+...                         b'"ts":"2026-01-01T00:00:00Z"}')
 >>> tx.amount, tx.ts.isoformat()
 (12.5, '2026-01-01T00:00:00+00:00')
->>> parse_transaction(b'{"tx_id": 1', ValidationSettings())
+>>> decode_transaction(b'{"tx_id": 1')
 Traceback (most recent call last):
 ...
 fti.errors.EventError: malformed JSON: Expecting ',' delimiter: line 1 column 12 (char 11)
@@ -29,7 +28,6 @@ from pydantic import (
 )
 
 from fti.errors import EventError
-from fti.settings import ValidationSettings
 
 _MAX_EPOCH_MS = 253402300799999  # 9999-12-31T23:59:59.999Z
 
@@ -174,18 +172,67 @@ def decode_transaction(raw: bytes | str) -> Transaction:
     return _decode(Transaction, raw)
 
 
-def parse_transaction(
-    raw: bytes | str, rules: ValidationSettings, now: datetime | None = None
-) -> Transaction:
-    """Decode a raw transaction and enforce the business rules (strictly); raise `EventError`
-    naming the rule it broke."""
-    from fti.features.validation import transaction_rules
-
-    tx = decode_transaction(raw)
-    transaction_rules(rules, "strict").enforce(tx.model_dump(), now or datetime.now(UTC))
-    return tx
-
-
 def parse_label(raw: bytes | str) -> Label:
     """Decode and validate one raw label; raise `EventError` naming the problem."""
     return _decode(Label, raw)
+
+
+#: Winner values in label order: label 0 = "A", 1 = "B", 2 = "tie".
+WINNERS: tuple[str, ...] = ("A", "B", "tie")
+#: Longest prompt or response accepted, in characters.
+MAX_TEXT_CHARS = 4000
+
+
+class PreferenceEvent(BaseModel):
+    """A human preference between two responses to one prompt, keyed by ``pair_id``."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    pair_id: str = Field(min_length=1, max_length=128)
+    prompt: str
+    response_a: str
+    response_b: str
+    winner: Literal["A", "B", "tie"]
+    ts: EventTime
+
+    @field_validator("prompt", "response_a", "response_b", mode="before")
+    @classmethod
+    def _text(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            raise ValueError(f"must be text, got {type(value).__name__}")
+        if not value.strip():
+            raise ValueError("must not be empty")
+        if len(value) > MAX_TEXT_CHARS:
+            raise ValueError(f"is {len(value)} characters, at most {MAX_TEXT_CHARS} allowed")
+        return value
+
+    @property
+    def label(self) -> int:
+        """Class index of the winner: A=0, B=1, tie=2."""
+        return WINNERS.index(self.winner)
+
+
+def parse_preference(raw: bytes | str) -> PreferenceEvent:
+    """Decode and validate one raw preference event; raise `EventError` naming the problem.
+
+    >>> parse_preference(b'{"pair_id":"p","prompt":"q","response_a":"x","response_b":" ",'
+    ...                  b'"winner":"A","ts":"2026-01-01T00:00:00Z"}')
+    Traceback (most recent call last):
+    ...
+    fti.errors.EventError: response_b: must not be empty (pair_id='p')
+    """
+    data = _loads(raw)
+    try:
+        return PreferenceEvent.model_validate(data)
+    except ValidationError as ex:
+        err = ex.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "event"
+        where = f" (pair_id={data.get('pair_id')!r})" if "pair_id" in data else ""
+        if err["type"] == "missing":
+            raise EventError(f"missing field {field!r}{where}") from None
+        if field == "winner":
+            raise EventError(
+                f"winner must be one of {list(WINNERS)}, got {data.get('winner')!r}{where}"
+            ) from None
+        message = err["msg"].removeprefix("Value error, ")
+        raise EventError(f"{field}: {message}{where}") from None

@@ -88,6 +88,11 @@ SHADOW_ERRORS = Counter(
     ["model", "stage"],
 )
 MODEL_SWAPS = Counter("fti_model_swaps_total", "Hot swaps of the serving model.", ["model"])
+PRODUCE_FAILURES = Counter(
+    "fti_produce_failures_total",
+    "Messages Kafka did not acknowledge (delivery failed or timed out).",
+    ["topic"],
+)
 
 
 def serve_metrics(port: int, host: str = "127.0.0.1") -> HealthServer:

@@ -18,12 +18,10 @@ import os
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 from types import TracebackType
 
-from confluent_kafka.admin import AdminClient
-
+from fti.connectors.kafka.clients import wait_for_broker
 from fti.errors import BrokerError
 from fti.settings import BrokerSettings
 
@@ -72,7 +70,8 @@ class EmbeddedBroker:
         env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")}
         self._process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
         try:
-            wait_for_broker(self.bootstrap_servers, self.settings.start_timeout_s, self._process)
+            wait_for_broker(self.bootstrap_servers, self.settings.start_timeout_s,
+                            self._process.poll)
         except BrokerError:
             self.stop()
             raise
@@ -107,30 +106,6 @@ class EmbeddedBroker:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
-
-
-def wait_for_broker(
-    bootstrap_servers: str, timeout_s: float, process: subprocess.Popen[bytes] | None = None
-) -> None:
-    """Block until a broker at `bootstrap_servers` answers a metadata request."""
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 0})
-    deadline = time.monotonic() + timeout_s
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise BrokerError(
-                f"the broker exited with code {process.returncode} during start-up; "
-                f"is port {bootstrap_servers} already in use?"
-            )
-        try:
-            if admin.list_topics(timeout=1.0).brokers:
-                return
-        except Exception as ex:  # librdkafka raises KafkaException while connecting
-            last_error = ex
-        time.sleep(0.1)
-    raise BrokerError(
-        f"no broker answered at {bootstrap_servers} within {timeout_s}s: {last_error}"
-    )
 
 
 def free_port() -> int:

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from river import drift
 from scipy import stats
 
-from fti.models.drift.detectors import (
+from fti.models.drift import (
     DetectorConfig,
     FastKSWIN,
     ReferenceWindowTest,

@@ -9,15 +9,8 @@ from typing import Any
 import pytest
 
 from fti.errors import EventError
-from fti.events import (
-    Label,
-    Prediction,
-    RegistryEvent,
-    RetrainRequest,
-    Transaction,
-    parse_label,
-    parse_transaction,
-)
+from fti.events import Label, Prediction, RegistryEvent, RetrainRequest, Transaction, parse_label
+from fti.features.validation import parse_transaction
 from fti.settings import ValidationSettings
 
 RULES = ValidationSettings()

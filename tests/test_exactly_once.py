@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from fti.connectors.offline.store import LanceOfflineStore
-from fti.events import parse_transaction
 from fti.features.definitions import FEATURE_COLUMNS
 from fti.features.training_data import read_offline
+from fti.features.validation import parse_transaction
 from fti.flows.features import card_features
 from fti.flows.records import Decoded
 from fti.ops.producer import StreamProducer

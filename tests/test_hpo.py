@@ -17,10 +17,11 @@ from fti.bench.train_overhead import fill_offline_store
 from fti.errors import ConfigError, FtiError
 from fti.features.definitions import FEATURE_COLUMNS, LABEL_COLUMN
 from fti.features.training_data import Split
-from fti.models.hpo.job import best_params_from, run_search_job, search_records
+from fti.models.hpo.job import run_search_job
 from fti.models.hpo.ray_tune import search_ray
-from fti.models.hpo.search import SPACES, apply_params, objective_for, search, space_for
-from fti.models.jobs.specs import ModelSpec, spec_for
+from fti.models.hpo.records import best_params_from, search_records
+from fti.models.hpo.search import SPACES, objective_for, search, space_for
+from fti.models.specs import ModelSpec, apply_params, spec_for
 from fti.settings import Settings, TrainingSettings
 
 #: One XGBoost thread: on a loaded 2-core machine two OpenMP threads make tiny fits far slower.

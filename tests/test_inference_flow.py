@@ -12,7 +12,7 @@ import xgboost as xgb
 
 from fti.features.definitions import FEATURE_COLUMNS
 from fti.flows import inference
-from fti.flows.service import prepare_inference
+from fti.flows.champion import prepare_inference
 from fti.models.jobs.trainer_service import RegistryEventPublisher
 from fti.models.registry import CHAMPION, ModelRegistry
 from fti.models.serving import MODEL_FILE

@@ -15,7 +15,7 @@ from fti.flows.monitor import (
     join_prediction_label,
     update_live_metrics,
 )
-from fti.models.drift.retrain_policy import ErrorObserved
+from fti.models.drift import ErrorObserved
 from fti.settings import Settings
 
 # (predicted, actual): tp=3, fp=2, fn=1, tn=4

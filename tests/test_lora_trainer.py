@@ -18,11 +18,12 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from transformers import BertConfig, BertForSequenceClassification
 
+from fti.connectors.kafka.reader import KafkaRecord
 from fti.connectors.offline.store import LanceOfflineStore
 from fti.errors import ConfigError, FtiError, RegistryError
+from fti.events import parse_preference
 from fti.flows.preferences import PREFERENCES_SCHEMA, PREFERENCES_TABLE, preference_row
 from fti.flows.records import Decoded
-from fti.flows.sources import KafkaRecord
 from fti.models.registry import ModelRegistry
 from fti.models.trainers.lora import (
     ADAPTER_CONFIG,
@@ -49,7 +50,7 @@ from fti.models.trainers.lora import (
     verify_base_model,
 )
 from fti.settings import Settings
-from fti.synthetic.preferences import PreferenceSpec, generate_preferences, parse_preference
+from fti.synthetic.preferences import PreferenceSpec, generate_preferences
 
 HEAD_KEYS = {"classifier.weight", "classifier.bias", "bert.pooler.dense.weight",
              "bert.pooler.dense.bias"}

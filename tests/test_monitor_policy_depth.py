@@ -16,10 +16,10 @@ from prometheus_client import REGISTRY
 from fti.errors import ConfigError
 from fti.events import RetrainRequest, Transaction
 from fti.flows.monitor import apply_policy, feature_values, monitored_features
-from fti.models.drift.detectors import DetectorConfig
-from fti.models.drift.retrain_policy import (
+from fti.models.drift import (
     ChampionChanged,
     Debounced,
+    DetectorConfig,
     ErrorObserved,
     FeatureObserved,
     LabelSeen,

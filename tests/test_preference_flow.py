@@ -10,19 +10,20 @@ from pathlib import Path
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from fti.connectors.kafka.clients import make_producer
+from fti.connectors.kafka.reader import KafkaRecord
 from fti.connectors.offline.store import LanceOfflineStore
+from fti.events import parse_preference
 from fti.flows import preferences
 from fti.flows.preferences import PREFERENCES_TABLE
 from fti.flows.records import Decoded
-from fti.flows.sources import KafkaRecord
 from fti.models.trainers.lora import read_preference_pairs
 from fti.settings import Settings
-from fti.synthetic.preferences import PreferenceSpec, generate_preferences, parse_preference
+from fti.synthetic.preferences import PreferenceSpec, generate_preferences
 from tests.support import read_topic, running_flow, wait_for
 
 
 def _create_topic(settings: Settings) -> str:
-    topic = f"{preferences.PREFERENCES_TOPIC}-{uuid.uuid4().hex[:10]}"
+    topic = f"{settings.topics.preferences}-{uuid.uuid4().hex[:10]}"
     admin = AdminClient(settings.kafka.client_config())
     admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])[topic].result(10)
     return topic

@@ -8,14 +8,12 @@ from collections import Counter
 import pytest
 
 from fti.errors import EventError
+from fti.events import MAX_TEXT_CHARS, WINNERS, parse_preference
 from fti.synthetic.preferences import (
-    MAX_TEXT_CHARS,
     POLITE_OPENINGS,
     RUDE_REPLIES,
-    WINNERS,
     PreferenceSpec,
     generate_preferences,
-    parse_preference,
 )
 
 VALID = {"pair_id": "p-1", "prompt": "How?", "response_a": "Like this.", "response_b": "No.",

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from fti.events import RetrainRequest
-from fti.models.drift.retrain_policy import (
+from fti.models.drift import (
     ChampionChanged,
     ErrorObserved,
     FeatureObserved,

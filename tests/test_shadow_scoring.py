@@ -15,12 +15,12 @@ import numpy as np
 
 from fti.events import Transaction
 from fti.flows import inference
-from fti.flows.inference import SHADOW_TOPIC, BatchScorer, follow_challenger
-from fti.flows.service import prepare_inference
+from fti.flows.champion import prepare_inference
+from fti.flows.inference import BatchScorer, follow_challenger
 from fti.models.registry import CHALLENGER, CHAMPION, ModelRegistry
 from fti.models.serving import MODEL_FILE, AliasHolder, ChallengerHolder, ChampionHolder
 from fti.ops.producer import StreamProducer
-from fti.settings import Settings
+from fti.settings import Settings, TopicSettings
 from fti.synthetic.transactions import StreamSpec
 from tests.support import read_topic, running_flow, wait_for
 from tests.test_inference_flow import register_model
@@ -40,7 +40,7 @@ def register_challenger(settings: Settings, tmp: Path, seed: int) -> int:
 
 def shadow_topic(settings: Settings) -> str:
     """This test's shadow topic (created with the others by the `settings` fixture)."""
-    assert settings.topics.shadow_predictions.startswith(SHADOW_TOPIC)
+    assert settings.topics.shadow_predictions.startswith(TopicSettings().shadow_predictions)
     return settings.topics.shadow_predictions
 
 

@@ -17,8 +17,8 @@ from fti.models.devices import (
     torch_device,
     xgboost_device,
 )
-from fti.models.jobs.specs import SPECS, ModelSpec, spec_for
 from fti.models.jobs.training_job import run_training_job
+from fti.models.specs import SPECS, ModelSpec, spec_for
 from fti.models.trainers import trainer_for
 from fti.settings import Settings, TrainingSettings
 

@@ -11,7 +11,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from fti.errors import EventError
-from fti.events import Transaction, parse_label, parse_transaction
+from fti.events import Transaction, parse_label
+from fti.features.validation import parse_transaction
 from fti.settings import ValidationSettings
 from fti.synthetic.transactions import (
     BAD_KINDS,

@@ -13,7 +13,7 @@ import pytest
 from pydantic import ValidationError
 
 from fti.errors import EventError
-from fti.events import Transaction, parse_transaction
+from fti.events import Transaction
 from fti.features.fraud import CARD_FEATURES, TRANSACTIONS_RAW
 from fti.features.validation import (
     AllowedValues,
@@ -24,6 +24,7 @@ from fti.features.validation import (
     RuleSet,
     Verdict,
     Violation,
+    parse_transaction,
     rules_for_transactions,
 )
 from fti.settings import ValidationSettings

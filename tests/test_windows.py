@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from fti.connectors.kafka.reader import KafkaRecord
 from fti.connectors.online import OnlineRow, SqliteOnlineStore
 from fti.events import Transaction
 from fti.features.definitions import FEATURE_COLUMNS
@@ -15,7 +16,6 @@ from fti.features.serving import feature_vector
 from fti.features.windows import DAY_S, HOUR_S, CardWindow, WindowEntry, update_window
 from fti.flows.features import _online_row, card_features
 from fti.flows.records import Decoded
-from fti.flows.sources import KafkaRecord
 
 T0 = datetime(2026, 1, 1, 12, tzinfo=UTC).timestamp()
 WINDOW_COLUMNS = [c for c in FEATURE_COLUMNS if c not in ("amount", "channel_code", "hour_of_day")]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Producer
@@ -38,13 +40,25 @@ def make_consumer(kafka: KafkaSettings, group_id: str | None = None, **overrides
 
 def ensure_topics(kafka: KafkaSettings, topics: TopicSettings, timeout_s: float = 10.0) -> None:
     """Create every fti topic that does not exist yet; existing ones are left as they are."""
+    ensure_topic_names(kafka, topics.all(), topics.partitions, timeout_s)
+
+
+def ensure_topic_names(
+    kafka: KafkaSettings, names: list[str], partitions: int = 1, timeout_s: float = 10.0
+) -> None:
+    """Create the topics among `names` that do not exist yet; raise `BrokerError` when the
+    broker cannot be reached or refuses."""
     admin = AdminClient(kafka.client_config())
-    existing = set(admin.list_topics(timeout=timeout_s).topics)
-    missing = [name for name in topics.all() if name not in existing]
+    try:
+        existing = set(admin.list_topics(timeout=timeout_s).topics)
+    except KafkaException as ex:
+        raise BrokerError(f"cannot reach Kafka at {kafka.bootstrap_servers}: {ex}; "
+                          "check FTI_KAFKA__BOOTSTRAP_SERVERS") from ex
+    missing = [name for name in names if name not in existing]
     if not missing:
         return
     futures = admin.create_topics(
-        [NewTopic(name, num_partitions=topics.partitions, replication_factor=1) for name in missing]
+        [NewTopic(name, num_partitions=partitions, replication_factor=1) for name in missing]
     )
     for name, future in futures.items():
         try:
@@ -53,6 +67,32 @@ def ensure_topics(kafka: KafkaSettings, topics: TopicSettings, timeout_s: float 
             if "TOPIC_ALREADY_EXISTS" not in str(ex):
                 raise BrokerError(f"could not create topic {name!r}: {ex}") from ex
     log.info("created topics: %s", ", ".join(missing))
+
+
+def wait_for_broker(
+    bootstrap_servers: str, timeout_s: float, exited: Callable[[], int | None] | None = None
+) -> None:
+    """Block until a broker at `bootstrap_servers` answers a metadata request; raise
+    `BrokerError` on time-out, or as soon as `exited()` returns an exit code."""
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 0})
+    deadline = time.monotonic() + timeout_s
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        code = exited() if exited is not None else None
+        if code is not None:
+            raise BrokerError(
+                f"the broker exited with code {code} during start-up; "
+                f"is port {bootstrap_servers} already in use?"
+            )
+        try:
+            if admin.list_topics(timeout=1.0).brokers:
+                return
+        except KafkaException as ex:  # raised while connecting
+            last_error = ex
+        time.sleep(0.1)
+    raise BrokerError(
+        f"no broker answered at {bootstrap_servers} within {timeout_s}s: {last_error}"
+    )
 
 
 def partitions_of(kafka: KafkaSettings, topic: str, timeout_s: float = 10.0) -> list[int]:

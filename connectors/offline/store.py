@@ -27,6 +27,8 @@ from typing import Any
 import lancedb
 import pyarrow as pa
 
+from fti.connectors.errors import OfflineTableError
+
 SOURCE_COLUMNS = ["source_topic", "source_partition", "source_offset"]
 #: Size of each of LanceDB's caches (index, metadata) per store object.
 CACHE_BYTES = 64 * 2**20
@@ -86,6 +88,25 @@ class LanceOfflineStore:
         table.optimize(cleanup_older_than=prune_older_than or timedelta(days=365_000))
         return Compaction(name, before, _fragments(table), version, table.version,
                           table.count_rows())
+
+    def read(self, name: str, version: int | None = None) -> tuple[pa.Table, int]:
+        """All rows of table `name` at one version (default: the latest), and that version.
+
+        The read is pinned to one version, so a concurrent writer cannot tear it. Raise
+        `OfflineTableError` when the table or the version does not exist.
+        """
+        try:
+            table = self._db.open_table(name)
+        except (ValueError, FileNotFoundError) as ex:
+            raise OfflineTableError(f"offline table {name!r} not found in {self.uri}") from ex
+        pinned = table.version if version is None else version
+        try:
+            table.checkout(pinned)
+        except Exception as ex:  # lancedb raises plain ValueError/OSError/RuntimeError here
+            raise OfflineTableError(
+                f"offline table {name!r} has no version {pinned}: {ex}"
+            ) from ex
+        return table.to_arrow(), pinned
 
     def table_names(self) -> list[str]:
         """Names of the tables in the store."""

@@ -103,7 +103,8 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_tune(args: argparse.Namespace, settings: Settings) -> int:
     """Search a model's hyperparameters (Optuna TPE, pruning) on the offline store; record
     the best under data_dir/hpo for `fti train --params-from latest`."""
-    from fti.models.hpo.job import run_search_job, search_record_path
+    from fti.models.hpo.job import run_search_job
+    from fti.models.hpo.records import search_record_path
 
     model = args.model or settings.training.model_name
     record = run_search_job(settings, model, n_trials=args.trials, timeout_s=args.timeout,

@@ -9,9 +9,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, TopicPartition
-
-from fti.connectors.kafka.clients import make_consumer, partitions_of
+from fti.connectors.kafka.reader import TopicsReader
 from fti.settings import Settings
 
 
@@ -60,22 +58,17 @@ class LoopWatcher(threading.Thread):
 
     def run(self) -> None:
         t = self.settings.topics
-        consumer = make_consumer(self.settings.kafka)
-        consumer.assign([
-            TopicPartition(topic, p, OFFSET_BEGINNING)
-            for topic in (t.predictions, t.retrain_requests, t.registry_events, t.dlq)
-            for p in partitions_of(self.settings.kafka, topic)
-        ])
+        reader = TopicsReader(self.settings.kafka,
+                              [t.predictions, t.retrain_requests, t.registry_events, t.dlq])
         try:
             while not self.stopping.is_set():
-                messages = consumer.consume(1000, 0.1)
+                records = reader.read_batch(1000, 0.1)
                 now = time.time()
                 with self.lock:
-                    for msg in messages:
-                        if msg.error() is None:
-                            self._take(msg.topic(), json.loads(msg.value()), now)
+                    for record in records:
+                        self._take(record.topic, json.loads(record.value or b"null"), now)
         finally:
-            consumer.close()
+            reader.close()
 
     def _take(self, topic: str, value: dict[str, Any], now: float) -> None:
         t, s = self.settings.topics, self.state

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
-from fti.connectors.kafka.clients import make_producer
+from fti.connectors.kafka.publisher import Publisher
 from fti.settings import Settings
 from fti.synthetic.preferences import PreferenceSpec, generate_preferences
 from fti.synthetic.transactions import Record, StreamSpec, generate
@@ -35,7 +35,7 @@ class StreamProducer:
         self.spec = spec
         self.counts = ProducedCounts()
         self._records: Iterator[Record] = generate(spec)
-        self._producer = make_producer(settings.kafka)
+        self._publisher = Publisher(settings.kafka)
         self._pending: Record | None = None
 
     @property
@@ -62,24 +62,19 @@ class StreamProducer:
             if self.counts.transactions >= target:
                 break
         bar.close()
-        self._producer.flush(30)
+        self._publisher.flush(30)
         return sent
 
     def finish(self) -> None:
         """Send everything left, labels included, as fast as possible."""
         for record in self._records:
             self._produce(record)
-        self._producer.flush(30)
+        self._publisher.flush(30)
 
     def _produce(self, record: Record) -> None:
         topic = self.topics.transactions if record.kind == "transaction" else self.topics.labels
-        while True:
-            try:
-                self._producer.produce(topic, key=record.key, value=record.value)
-                break
-            except BufferError:
-                self._producer.poll(0.05)
-        self._producer.poll(0)
+        self._publisher.send(topic, record.value, record.key)
+        self._publisher.serve()
         c = self.counts
         if record.kind == "label":
             c.labels += 1
@@ -94,14 +89,9 @@ class StreamProducer:
 
 def produce_preferences(settings: Settings, spec: PreferenceSpec) -> int:
     """Send a synthetic preference stream to `topics.preferences`; return how many were bad."""
-    producer, bad = make_producer(settings.kafka), 0
+    publisher, bad = Publisher(settings.kafka), 0
     for record in generate_preferences(spec):
-        while True:
-            try:
-                producer.produce(settings.topics.preferences, key=record.key, value=record.value)
-                break
-            except BufferError:
-                producer.poll(0.05)
+        publisher.send(settings.topics.preferences, record.value, record.key)
         bad += record.bad
-    producer.flush(30)
+    publisher.flush(30)
     return bad

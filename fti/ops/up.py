@@ -21,14 +21,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
 
-from fti.errors import BrokerError, FtiError
+from fti.connectors.kafka.clients import ensure_topics
+from fti.errors import FtiError
+from fti.infra.embedded_broker import EmbeddedBroker, port_is_free
+from fti.logging_setup import configure_logging
 from fti.ops.supervisor import ServiceSpec, Supervisor
 from fti.settings import BrokerSettings, Settings, load_settings
-
-if TYPE_CHECKING:
-    from fti.infra.embedded_broker import EmbeddedBroker
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +117,6 @@ def _sigint_blocked() -> Iterator[None]:
 
 def _start_broker(settings: Settings, log_dir: Path) -> EmbeddedBroker | None:
     """The embedded broker if the settings want it and nothing answers there, else None."""
-    from fti.infra.embedded_broker import EmbeddedBroker, port_is_free
-
     b = settings.broker
     if not points_at_embedded(settings.kafka.bootstrap_servers, b):
         log.info("using the configured Kafka at %s", settings.kafka.bootstrap_servers)
@@ -132,16 +129,8 @@ def _start_broker(settings: Settings, log_dir: Path) -> EmbeddedBroker | None:
 
 
 def _create_topics(settings: Settings, bootstrap_servers: str) -> None:
-    from confluent_kafka import KafkaException
-
-    from fti.connectors.kafka.clients import ensure_topics
-
     kafka = settings.kafka.model_copy(update={"bootstrap_servers": bootstrap_servers})
-    try:
-        ensure_topics(kafka, settings.topics)
-    except KafkaException as ex:
-        raise BrokerError(f"cannot reach Kafka at {bootstrap_servers} to create the topics: "
-                          f"{ex}; check FTI_KAFKA__BOOTSTRAP_SERVERS") from ex
+    ensure_topics(kafka, settings.topics)
 
 
 def _print_banner(settings: Settings, bootstrap: str, embedded: bool,
@@ -219,8 +208,6 @@ def _follow_broker(broker: EmbeddedBroker, stop: threading.Event, lost: threadin
 
 def main() -> None:
     """Load settings, set up logging and run `run_up`; exit with its code."""
-    from fti.logging_setup import configure_logging
-
     try:
         settings = load_settings()
         configure_logging(settings.log_level, settings.log_format, service="up")

@@ -1,4 +1,4 @@
-"""Seeded synthetic preference pairs (prompt, two responses, winner) and their event schema.
+"""Seeded synthetic preference pairs (prompt, two responses, winner) for the `preferences` topic.
 
 Each pair answers one prompt twice. A *good* response is polite and on topic; a *bad* one is
 rude or about another topic. The winner is the side with the good response; when both sides
@@ -6,6 +6,7 @@ are equally good or equally bad the pair is a ``tie``. So the winner follows fro
 a small classifier can learn it. A ``bad_fraction`` of records is malformed or invalid (each is
 rejected by `parse_preference`).
 
+>>> from fti.events import WINNERS, parse_preference
 >>> records = list(generate_preferences(PreferenceSpec(count=50, seed=3, bad_fraction=0.1)))
 >>> len(records), sum(r.bad for r in records) > 0
 (50, True)
@@ -25,17 +26,10 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from fti.events import MAX_TEXT_CHARS
 
-from fti.errors import EventError
-from fti.events import EventTime
-
-#: Winner values in label order: label 0 = "A", 1 = "B", 2 = "tie".
-WINNERS: tuple[str, ...] = ("A", "B", "tie")
-#: Longest prompt or response accepted, in characters.
-MAX_TEXT_CHARS = 4000
 BAD_KINDS = (
     "truncated", "not_object", "missing_field", "empty_text", "bad_winner", "too_long",
     "text_not_string",
@@ -105,74 +99,6 @@ class PreferenceRecord:
     value: bytes  # JSON bytes (or deliberately malformed bytes when bad)
     index: int
     bad: bool  # True if `parse_preference` must reject it
-
-
-class PreferenceEvent(BaseModel):
-    """A human preference between two responses to one prompt, keyed by ``pair_id``."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    pair_id: str = Field(min_length=1, max_length=128)
-    prompt: str
-    response_a: str
-    response_b: str
-    winner: Literal["A", "B", "tie"]
-    ts: EventTime
-
-    @field_validator("prompt", "response_a", "response_b", mode="before")
-    @classmethod
-    def _text(cls, value: Any) -> Any:
-        if not isinstance(value, str):
-            raise ValueError(f"must be text, got {type(value).__name__}")
-        if not value.strip():
-            raise ValueError("must not be empty")
-        if len(value) > MAX_TEXT_CHARS:
-            raise ValueError(f"is {len(value)} characters, at most {MAX_TEXT_CHARS} allowed")
-        return value
-
-    @property
-    def label(self) -> int:
-        """Class index of the winner: A=0, B=1, tie=2."""
-        return WINNERS.index(self.winner)
-
-
-def parse_preference(raw: bytes | str) -> PreferenceEvent:
-    """Decode and validate one raw preference event; raise `EventError` naming the problem.
-
-    >>> parse_preference(b'{"pair_id":"p","prompt":"q","response_a":"x","response_b":" ",'
-    ...                  b'"winner":"A","ts":"2026-01-01T00:00:00Z"}')
-    Traceback (most recent call last):
-    ...
-    fti.errors.EventError: response_b: must not be empty (pair_id='p')
-    """
-    data = _load_object(raw)
-    try:
-        return PreferenceEvent.model_validate(data)
-    except ValidationError as ex:
-        err = ex.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or "event"
-        where = f" (pair_id={data.get('pair_id')!r})" if "pair_id" in data else ""
-        if err["type"] == "missing":
-            raise EventError(f"missing field {field!r}{where}") from None
-        if field == "winner":
-            raise EventError(
-                f"winner must be one of {list(WINNERS)}, got {data.get('winner')!r}{where}"
-            ) from None
-        message = err["msg"].removeprefix("Value error, ")
-        raise EventError(f"{field}: {message}{where}") from None
-
-
-def _load_object(raw: bytes | str) -> dict[str, Any]:
-    try:
-        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-        data = json.loads(text)
-    except UnicodeDecodeError as ex:
-        raise EventError(f"event is not UTF-8: {ex}") from ex
-    except json.JSONDecodeError as ex:
-        raise EventError(f"malformed JSON: {ex}") from ex
-    if not isinstance(data, dict):
-        raise EventError(f"event must be a JSON object, got {type(data).__name__}")
-    return data
 
 
 def _good(rng: random.Random, topic: int) -> str:

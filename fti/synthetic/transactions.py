@@ -5,7 +5,7 @@ transactions). From ``drift_at`` on it is mostly "pattern B": card-testing burst
 ordinary-amount pos/atm transactions of one card in its home country within a minute or two
 (~10% of transactions), which a model trained on pattern A has not seen; pattern A goes on at
 ~0.5%. A ``bad_fraction`` of transactions is malformed or invalid (each one is rejected by
-`fti.events.parse_transaction`), has no label, and is never fraud.
+`fti.features.validation.parse_transaction`), has no label, and is never fraud.
 
 Event times start at ``spec.start`` (2026-01-01 by default). Validation rejects events more
 than an hour in the future of ``now``; real runs happen after 2026-01, so wall-clock ``now``

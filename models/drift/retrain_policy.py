@@ -1,13 +1,15 @@
 """When to retrain: drift detectors per feature and on the error rate, label volume, a cooldown.
 
-Pure logic, no I/O. Observations go in (`observe`), retrain requests come out. Rules:
+Pure logic, no I/O. Observations go in (`observe`, `fti.models.drift.observations`), retrain
+requests come out. Rules:
 
 - **bootstrap**: no champion yet and `bootstrap_labels` labels seen → `volume` request;
 - **volume**: `volume_labels` new labels since the last request → `volume` request;
-- **drift**: a detector of `MonitorConfig` signals — on the live error rate (increases only;
-  ADWIN by default) or on an input feature (ADWIN on log1p(amount) by default; Page-Hinkley,
-  KSWIN, and PSI / KS window tests against the champion's training data per feature). With
-  `debounce` > 1 or `persist` > 0 a signal must be confirmed before it counts (`Debounced`).
+- **drift**: a detector of `MonitorConfig` (`fti.models.drift.policy_config`) signals — on
+  the live error rate (increases only; ADWIN by default) or on an input feature (ADWIN on
+  log1p(amount) by default; Page-Hinkley, KSWIN, and PSI / KS window tests against the
+  champion's training data per feature). With `debounce` > 1 or `persist` > 0 a signal must
+  be confirmed before it counts (`fti.models.drift.debounce.Debounced`).
   The request waits until `drift_min_labels` labels arrived after the detection, so the
   training job has examples of the new regime; its evidence names every detector that fired;
 - nothing is requested within `cooldown_s` of the previous request.
@@ -22,246 +24,33 @@ Pure logic, no I/O. Observations go in (`observe`), retrain requests come out. R
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from fti.errors import ConfigError
 from fti.events import RetrainRequest
-from fti.models.drift.detectors import Detector, DetectorConfig, DetectorSignal, build_detector
+from fti.models.drift.base import Detector, DetectorSignal
+from fti.models.drift.debounce import Debounced
+from fti.models.drift.detectors import DetectorConfig, build_detector
+from fti.models.drift.observations import (
+    ERROR_RATE,
+    ChampionChanged,
+    ErrorObserved,
+    FeatureObserved,
+    LabelSeen,
+    Observation,
+    ReferenceSet,
+)
+from fti.models.drift.policy_config import MonitorConfig, monitor_config
 from fti.settings import MonitorSettings
 
-ERROR_RATE = "error_rate"  # the stream name of the live error rate (detectors, references)
-LOG_SCALED = frozenset({"amount"})  # heavy-tailed features monitored as log1p(value)
 MAX_DETECTIONS = 256  # recent detections kept in the state (the metric counts them all)
 MAX_SIGNALS = 16  # signals listed in one request's evidence
 _SIGNAL_KEYS = ("feature", "statistic", "value", "threshold", "window_size",
                 "window_start_tx", "window_end_tx")
-
-
-def monitored_value(feature: str, value: float) -> float:
-    """The value the monitor tracks for a raw feature (references must use the same scale).
-
-    >>> monitored_value("amount", math.e - 1), monitored_value("hour_of_day", 13.0)
-    (1.0, 13.0)
-    """
-    return math.log1p(max(value, 0.0)) if feature in LOG_SCALED else float(value)
-
-
-@dataclass(frozen=True)
-class LabelSeen:
-    """A new label arrived."""
-
-
-@dataclass(frozen=True)
-class ErrorObserved:
-    """A prediction met its label: `error` is 1 when the predicted label was wrong."""
-
-    tx_id: str
-    version: int
-    error: int
-
-
-@dataclass(frozen=True)
-class FeatureObserved:
-    """One monitored value of `feature` (None: the config's `default_feature`)."""
-
-    tx_id: str
-    value: float
-    feature: str | None = None
-
-
-@dataclass(frozen=True, eq=False)
-class ReferenceSet:
-    """The champion's training distribution of `feature` (or `error_rate`), monitored scale."""
-
-    feature: str
-    values: Sequence[float] | np.ndarray
-
-
-@dataclass(frozen=True)
-class ChampionChanged:
-    """The registry promoted (or rolled back to) `version`."""
-
-    version: int
-
-
-Observation = LabelSeen | ErrorObserved | FeatureObserved | ReferenceSet | ChampionChanged
-
-
-def _adwin(delta: float, grace: int) -> DetectorConfig:
-    return DetectorConfig(kind="adwin", params={"delta": delta}, grace=grace)
-
-
-class MonitorConfig(BaseModel):
-    """Everything the policy decides by; the defaults are `MonitorSettings()`'s behaviour.
-
-    `feature_detectors` maps each monitored feature to its detectors; `debounce` signals
-    (each within `debounce_within` values of the previous) or a shift that holds for
-    `persist` values confirm a detection.
-
-    >>> MonitorConfig().features, MonitorConfig().error_detectors[0].kind
-    (('amount',), 'adwin')
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    bootstrap_labels: int = Field(1000, ge=1)
-    volume_labels: int = Field(20000, ge=1)
-    drift_min_labels: int = Field(600, ge=0)
-    cooldown_s: float = Field(20.0, ge=0)
-    error_detectors: tuple[DetectorConfig, ...] = (_adwin(0.002, 300),)
-    feature_detectors: dict[str, tuple[DetectorConfig, ...]] = Field(
-        default_factory=lambda: {"amount": (_adwin(0.0005, 300),)})
-    default_feature: str = "amount"
-    debounce: int = Field(1, ge=1)
-    debounce_within: int = Field(1000, ge=1)
-    persist: int = Field(0, ge=0)
-
-    @property
-    def features(self) -> tuple[str, ...]:
-        """The monitored features, in configuration order."""
-        return tuple(self.feature_detectors)
-
-    @model_validator(mode="after")
-    def _error_rate_only_increases(self) -> MonitorConfig:
-        wrong = [c.detector_name(ERROR_RATE) for c in self.error_detectors
-                 if c.direction not in (None, "increase")]
-        if wrong:
-            raise ValueError(f"error-rate detectors only count increases; drop direction: {wrong}")
-        return self
-
-
-def _detector_config(item: Any, grace: int) -> DetectorConfig:
-    if isinstance(item, DetectorConfig):
-        return item
-    data = dict(item.model_dump() if isinstance(item, BaseModel) else item)
-    if data.get("grace") is None:
-        data["grace"] = grace  # grace_predictions, unless the detector sets its own
-    return DetectorConfig.model_validate(data)
-
-
-def monitor_config(settings: MonitorSettings) -> MonitorConfig:
-    """The policy's configuration from `settings.monitor`; newer optional fields are honoured.
-
-    Reads `error_detectors`, `drift_features`, `feature_detectors`, `debounce`,
-    `debounce_within` and `persist` when the settings have them; without, today's ADWINs.
-    A detector without its own `grace` gets `grace_predictions`.
-
-    >>> cfg = monitor_config(MonitorSettings(drift_feature="hour_of_day"))
-    >>> cfg.features, cfg.error_detectors[0].params, cfg.feature_detectors["hour_of_day"][0].grace
-    (('hour_of_day',), {'delta': 0.002}, 300)
-    """
-    grace = settings.grace_predictions
-    errors = getattr(settings, "error_detectors", None) or (_adwin(settings.error_delta, grace),)
-    explicit = dict(getattr(settings, "feature_detectors", None) or {})
-    names = [settings.drift_feature, *getattr(settings, "drift_features", ()), *explicit]
-    default = (_adwin(settings.feature_delta, grace),)
-    try:
-        return MonitorConfig(
-            bootstrap_labels=settings.bootstrap_labels, volume_labels=settings.volume_labels,
-            drift_min_labels=settings.drift_min_labels, cooldown_s=settings.cooldown_s,
-            error_detectors=tuple(_detector_config(c, grace) for c in errors),
-            feature_detectors={
-                name: tuple(_detector_config(c, grace) for c in explicit.get(name) or default)
-                for name in dict.fromkeys(names)
-            },
-            default_feature=settings.drift_feature,
-            debounce=getattr(settings, "debounce", 1),
-            debounce_within=getattr(settings, "debounce_within", 1000),
-            persist=getattr(settings, "persist", 0),
-        )
-    except ValidationError as ex:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in ex.errors())
-        raise ConfigError(f"invalid monitor detector settings: {problems}") from ex
-
-
-class Debounced:
-    """A detector whose signals count only once confirmed (the `Detector` contract).
-
-    The first signal opens a candidate. It is confirmed by `debounce` signals in the same
-    direction, each within `within` values of the previous (one the other way drops the
-    candidate: a spike up then down is no shift), or — with `persist` > 0 — when the mean of
-    the last half of the next `persist` values is still past the midpoint between the
-    signal's means before and after (always, when the signal has no means). Otherwise it is
-    dropped and counted in `suppressed`. The confirmed signal keeps the first one's window.
-
-    >>> held = Debounced(build_detector(DetectorConfig(kind="adwin"), "amount"), persist=100)
-    >>> spike = [0.0] * 1000 + [1.0] * 30 + [0.0] * 300
-    >>> [s for s in map(held.update, spike) if s], held.suppressed
-    ([], 1)
-    >>> shift = [1.0] * 300
-    >>> [s.confirmed_by for s in map(held.update, shift) if s]
-    ['persistence']
-    """
-
-    def __init__(self, inner: Detector, debounce: int = 1, persist: int = 0,
-                 within: int = 1000) -> None:
-        if debounce < 1 or persist < 0 or within < 1:
-            raise ValueError(f"need debounce >= 1, persist >= 0, within >= 1 ({inner.name})")
-        self.inner, self.debounce, self.persist, self.within = inner, debounce, persist, within
-        self.name, self.feature = inner.name, inner.feature
-        self.uses_reference = inner.uses_reference
-        self.suppressed = 0
-        self._candidate: DetectorSignal | None = None
-        self._count = self._since = self._last = 0
-        self._sum = 0.0
-
-    def update(self, x: float, tx_id: str | None = None) -> DetectorSignal | None:
-        """Feed the inner detector; return a signal once confirmed."""
-        signal = self.inner.update(x, tx_id)
-        if self._candidate is not None:
-            self._since += 1
-            if self._since > self.persist // 2:
-                self._sum += float(x)
-            if signal is not None and not _same_way(signal, self._candidate):
-                return self._close(None)  # there and back again: a spike, not a shift
-            if signal is not None:
-                self._count, self._last = self._count + 1, self._since
-        elif signal is not None:
-            self._candidate, self._count, self._since, self._last, self._sum = signal, 1, 0, 0, 0.0
-        return self._settle() if self._candidate is not None else None
-
-    def reset(self) -> None:
-        """Forget the inner detector's state and any open candidate."""
-        self.inner.reset()
-        self._candidate = None
-
-    def _settle(self) -> DetectorSignal | None:
-        if self._count >= self.debounce and (self.debounce > 1 or not self.persist):
-            return self._close("signals")
-        if self.persist and self._since >= self.persist:
-            return self._close("persistence") if self._held() else self._close(None)
-        if not self.persist and self._since - self._last >= self.within:
-            return self._close(None)
-        return None
-
-    def _held(self) -> bool:
-        c = self._candidate
-        assert c is not None
-        if c.mean_before is None or c.mean_after is None or c.mean_before == c.mean_after:
-            return True
-        mean = self._sum / (self._since - self.persist // 2)
-        middle = (c.mean_before + c.mean_after) / 2
-        return mean > middle if c.mean_after > c.mean_before else mean < middle
-
-    def _close(self, confirmed_by: str | None) -> DetectorSignal | None:
-        candidate, self._candidate = self._candidate, None
-        if confirmed_by is None or candidate is None:
-            self.suppressed += 1
-            return None
-        return replace(candidate, confirmations=self._count, confirmed_by=confirmed_by)
-
-
-def _same_way(a: DetectorSignal, b: DetectorSignal) -> bool:
-    if None in (a.mean_before, a.mean_after, b.mean_before, b.mean_after):
-        return True
-    return (a.mean_after > a.mean_before) == (b.mean_after > b.mean_before)  # type: ignore
 
 
 @dataclass

@@ -16,8 +16,8 @@ from fti.models.evaluation.importance import feature_importance
 from fti.models.evaluation.metrics import evaluate
 from fti.models.evaluation.model_card import build_card_assets, installed_versions
 from fti.models.evaluation.slices import SliceReport, evaluate_slices, fraud_slice_columns
-from fti.models.jobs.specs import ModelSpec
 from fti.models.registry import CHAMPION, ModelRegistry, Signature
+from fti.models.specs import ModelSpec
 from fti.models.trainers import LoadedModel, load_version
 from fti.models.trainers.xgboost_model import features_matrix, labels_vector
 

@@ -14,8 +14,8 @@ from typing import Any
 
 from fti.errors import FtiError
 from fti.features.training_data import Split
+from fti.models.hpo.records import METRIC
 from fti.models.hpo.search import (
-    METRIC,
     Dimension,
     SamplerName,
     SearchResult,
@@ -25,7 +25,7 @@ from fti.models.hpo.search import (
     objective_for,
     space_for,
 )
-from fti.models.jobs.specs import ModelSpec
+from fti.models.specs import ModelSpec
 
 #: Rounds/epochs before ASHA may stop a trial, and how many of each rung go on (1 in 3).
 GRACE_STEPS, REDUCTION_FACTOR = 5, 3

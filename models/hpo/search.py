@@ -20,7 +20,7 @@ import logging
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,7 +32,7 @@ from fti.errors import ConfigError, FtiError
 from fti.features.training_data import Split
 from fti.models.devices import select_device, xgboost_device
 from fti.models.evaluation.metrics import roc_auc
-from fti.models.jobs.specs import ModelSpec
+from fti.models.specs import ModelSpec
 from fti.models.trainers.xgboost_model import features_matrix, labels_vector, xgboost_params
 from fti.settings import TrainingSettings
 
@@ -46,7 +46,6 @@ TrialCallback = Callable[[dict[str, Any]], None]
 #: Runs one trial: hyperparameter overrides and a reporter in, validation ROC AUC out.
 Objective = Callable[[dict[str, Any], Report], float]
 #: What every search maximizes: ROC AUC on the validation split.
-METRIC = "validation_roc_auc"
 _SETTINGS_KEYS = ("n_estimators", "max_depth", "learning_rate", "seed")
 
 
@@ -121,18 +120,6 @@ def decode_params(space: Sequence[Dimension], raw: Mapping[str, Any]) -> dict[st
     """Hyperparameter overrides from Optuna's raw trial params."""
     by_name = {d.name: d for d in space}
     return {k: by_name[k].decode(v) if k in by_name else v for k, v in raw.items()}
-
-
-def apply_params(spec: ModelSpec, params: Mapping[str, Any]) -> ModelSpec:
-    """``spec`` with ``params`` overriding its hyperparameters.
-
-    >>> from fti.settings import Settings
-    >>> from fti.models.jobs.specs import spec_for
-    >>> spec = apply_params(spec_for("fraud-xgb", Settings()), {"max_depth": 7})
-    >>> spec.hyperparameters["max_depth"], spec.hyperparameters["n_estimators"]
-    (7, 200)
-    """
-    return replace(spec, hyperparameters=dict(spec.hyperparameters) | dict(params))
 
 
 class _RoundReport(xgb.callback.TrainingCallback):

@@ -27,16 +27,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
-from confluent_kafka import KafkaException, Message
-from confluent_kafka.admin import AdminClient, NewTopic
 from pydantic import BaseModel, ConfigDict
 
 from fti import metrics
-from fti.connectors.kafka.clients import make_consumer, make_producer
+from fti.connectors.errors import ConnectorError
+from fti.connectors.kafka.clients import ensure_topic_names
+from fti.connectors.kafka.publisher import Publisher
+from fti.connectors.kafka.reader import GroupReader, KafkaRecord
 from fti.errors import FtiError
 from fti.events import EventTime, RegistryEvent, RetrainRequest
+from fti.models.jobs.k8s_launcher import KubernetesJobConfig, KubernetesJobLauncher
 from fti.models.jobs.launchers import JobHandle, JobSpec, JobState, Launcher, LocalProcessLauncher
-from fti.models.jobs.specs import SPECS
+from fti.models.specs import SPECS
 from fti.settings import Settings
 
 if TYPE_CHECKING:
@@ -81,15 +83,16 @@ def merge_requests(older: RetrainRequest | None, newer: RetrainRequest) -> Retra
 
 
 class RegistryEventPublisher:
-    """Publishes registry events to Kafka, keyed by model name, and waits for delivery."""
+    """Publishes registry events to Kafka, keyed by model name, and waits for delivery;
+    raises `DeliveryError` when the broker did not acknowledge the event."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.topic = settings.topics.registry_events
-        self._producer = make_producer(settings.kafka)
+    def __init__(self, settings: Settings, timeout_s: float = 10.0) -> None:
+        self.topic, self.timeout_s = settings.topics.registry_events, timeout_s
+        self._publisher = Publisher(settings.kafka)
 
     def __call__(self, event: RegistryEvent) -> None:
-        self._producer.produce(self.topic, key=event.model.encode(), value=event.to_json())
-        self._producer.flush(30)
+        self._publisher.send(self.topic, event.to_json(), event.model.encode())
+        self._publisher.flush(self.timeout_s)
 
 
 class JobEventPublisher:
@@ -97,20 +100,12 @@ class JobEventPublisher:
 
     def __init__(self, settings: Settings, topic: str | None = None) -> None:
         self.topic = topic = topic or settings.topics.training_jobs
-        self._producer = make_producer(settings.kafka)
-        admin = AdminClient(settings.kafka.client_config())
-        if topic not in admin.list_topics(timeout=10).topics:
-            future = admin.create_topics([NewTopic(topic, 1, 1)])[topic]
-            try:
-                future.result(timeout=10)
-            except KafkaException as ex:
-                if "TOPIC_ALREADY_EXISTS" not in str(ex):
-                    raise FtiError(f"could not create the job events topic {topic!r}: {ex}") from ex
+        self._publisher = Publisher(settings.kafka)
+        ensure_topic_names(settings.kafka, [topic])
 
     def __call__(self, event: JobEvent) -> None:
-        self._producer.produce(self.topic, key=event.model.encode(), value=event.to_json())
-        if self._producer.flush(10):
-            log.warning("job event %s/%s not delivered within 10 s", event.job_id, event.state)
+        self._publisher.send(self.topic, event.to_json(), event.model.encode())
+        self._publisher.flush(10)
 
 
 @dataclass
@@ -125,14 +120,12 @@ class _Lane:
 def default_launcher(settings: Settings) -> Launcher:
     """The launcher `training.launcher` names ("local" unless set to "kubernetes")."""
     t = settings.training
-    if getattr(t, "launcher", "local") == "kubernetes":
-        from fti.models.jobs.k8s_launcher import KubernetesJobConfig, KubernetesJobLauncher
-
+    if t.launcher == "kubernetes":
         return KubernetesJobLauncher(KubernetesJobConfig(
-            image=t.k8s_image, namespace=t.k8s_namespace, gpu=getattr(t, "k8s_gpu", 0),
-            tpu=getattr(t, "k8s_tpu", 0), active_deadline_s=getattr(t, "job_timeout_s", None),
+            image=t.k8s_image, namespace=t.k8s_namespace, gpu=t.k8s_gpu, tpu=t.k8s_tpu,
+            active_deadline_s=t.job_timeout_s,
         ))
-    return LocalProcessLauncher(settings, timeout_s=getattr(t, "job_timeout_s", 3600.0))
+    return LocalProcessLauncher(settings, timeout_s=t.job_timeout_s)
 
 
 class TrainerService:
@@ -162,8 +155,8 @@ class TrainerService:
         self.publish_job = publish_job or JobEventPublisher(
             settings, job_events_topic or settings.topics.training_jobs
         )
-        self.max_attempts = max_attempts or getattr(t, "max_attempts", 3)
-        backoff = getattr(t, "retry_backoff_s", 5.0)
+        self.max_attempts = max_attempts or t.max_attempts
+        backoff = t.retry_backoff_s
         self.retry_backoff_s = backoff if retry_backoff_s is None else retry_backoff_s
         self._stopping = threading.Event()
         self._sleep = sleep or (lambda delay: self._stopping.wait(delay))
@@ -274,7 +267,7 @@ class TrainerService:
         metrics.TRAINING_JOB_EVENTS.labels(job.model, state).inc()
         try:
             self.publish_job(event)
-        except (KafkaException, BufferError) as ex:
+        except ConnectorError as ex:
             log.warning("could not publish job event %s/%s: %s", job.job_id, state, ex)
 
     def run(self, stop: threading.Event, on_ready: Callable[[], None] | None = None) -> None:
@@ -284,19 +277,19 @@ class TrainerService:
         read again after a crash. On stop, running jobs are cancelled. `on_ready` is called
         once the consumer has subscribed."""
         self._stopping = stop
-        consumer = make_consumer(self.settings.kafka, group_id="fti-trainer")
-        consumer.subscribe([self.settings.topics.retrain_requests])
+        consumer = GroupReader(self.settings.kafka, "fti-trainer",
+                               [self.settings.topics.retrain_requests])
         if on_ready is not None:
             on_ready()
         uncommitted = False
         try:
             while not stop.is_set():
-                msg = consumer.poll(0.2)
-                if msg is not None and msg.error() is None:
-                    self._handle_message(msg)
+                record = consumer.poll(0.2)
+                if record is not None:
+                    self._handle_record(record)
                     uncommitted = True
                 if uncommitted and self.idle():
-                    consumer.commit(asynchronous=False)
+                    consumer.commit()
                     uncommitted = False
         finally:
             stop.set()
@@ -304,11 +297,11 @@ class TrainerService:
                 worker.join(30)
             consumer.close()
 
-    def _handle_message(self, msg: Message) -> None:
+    def _handle_record(self, record: KafkaRecord) -> None:
         try:
-            request = RetrainRequest.model_validate_json(msg.value() or b"")
+            request = RetrainRequest.model_validate_json(record.value or b"")
         except ValueError as ex:
-            log.warning("malformed retrain request at offset %s: %s", msg.offset(), ex)
+            log.warning("malformed retrain request at %s: %s", record.source, ex)
             return
         if self.submit(request) == "started":
             worker = threading.Thread(target=self.drain, args=(request.model,),

@@ -33,14 +33,16 @@ from fti.features.training_data import (
     VIEW_NAME,
     TrainingDataset,
     build_dataset,
+    check_trainable,
     save_dataset_version,
 )
 from fti.models.devices import describe_device, select_device
 from fti.models.evaluation.assessment import Assessment, assess, card_evidence
 from fti.models.evaluation.model_card import CARD_FILE, ModelCardInfo, write_model_card
-from fti.models.jobs.specs import SPECS, ModelSpec, spec_for
+from fti.models.hpo.records import best_params_from
 from fti.models.jobs.workdir import job_workdir
 from fti.models.registry import CHAMPION, Lineage, ModelRegistry, ModelVersion
+from fti.models.specs import SPECS, ModelSpec, apply_params, spec_for
 from fti.models.trainers import FitResult, LoadedModel, trainer_for
 from fti.models.trainers.base import artifact_dir
 from fti.settings import Settings
@@ -48,7 +50,6 @@ from fti.settings import Settings
 logger = logging.getLogger(__name__)
 
 #: Fewest training rows the job accepts.
-MIN_TRAIN_ROWS = 50
 _STEPS = 7
 
 Publish = Callable[[RegistryEvent], None]
@@ -132,9 +133,6 @@ def run_training_job(
     """
     spec = spec_for(model or settings.training.model_name, settings)
     if params_from is not None:  # "latest" or a file written by `fti tune`
-        from fti.models.hpo.job import best_params_from
-        from fti.models.hpo.search import apply_params
-
         spec = apply_params(spec, best_params_from(settings.data_dir, spec.name, params_from))
     if spec.kind == "lora":
         return _run_lora_job(settings, spec, reason, publish, progress)
@@ -199,24 +197,6 @@ def _prepare_dataset(
         dataset.record.table_versions,
     )
     return dataset, number
-
-
-def check_trainable(dataset: TrainingDataset) -> None:
-    """Refuse (FtiError) a dataset whose train split is too small or has a single class."""
-    train = dataset.record.splits["train"]
-    hint = "wait for more labels, or lower training.window_labels / the split fractions"
-    if train.rows < MIN_TRAIN_ROWS:
-        raise FtiError(
-            f"train split has {train.rows} rows, need at least {MIN_TRAIN_ROWS} "
-            f"({dataset.record.rows} labelled rows in total); {hint}"
-        )
-    if train.positives == 0 or train.positives == train.rows:
-        kind = "fraud" if train.positives == 0 else "legitimate"
-        raise FtiError(
-            f"train split ({train.rows} rows) has no {kind} labels; a classifier needs both; {hint}"
-        )
-    if dataset.split.test.num_rows == 0:
-        raise FtiError(f"test split is empty ({dataset.record.rows} labelled rows); {hint}")
 
 
 @dataclass(frozen=True)

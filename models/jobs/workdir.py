@@ -20,7 +20,7 @@ from pathlib import Path
 
 from fti.errors import FtiError
 from fti.features.training_data import TrainingDataset
-from fti.models.jobs.specs import ModelSpec
+from fti.models.specs import ModelSpec
 from fti.settings import Settings
 
 #: Trainer kinds that checkpoint, so their work directory is kept when a job fails.

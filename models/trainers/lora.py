@@ -35,7 +35,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import lancedb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -48,15 +47,16 @@ from tqdm import tqdm
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from transformers import get_cosine_schedule_with_warmup as cosine_with_warmup
 
+from fti.connectors.errors import OfflineTableError
+from fti.connectors.offline.store import LanceOfflineStore
 from fti.errors import ConfigError, FtiError, RegistryError
-from fti.events import RegistryEvent
+from fti.events import WINNERS, RegistryEvent
+from fti.features.definitions import PREFERENCES_TABLE
 from fti.features.training_data import dedupe_by_source, rows_sha256
-from fti.flows.preferences import PREFERENCES_TABLE
 from fti.models import devices
 from fti.models.evaluation.metrics import roc_auc
 from fti.models.registry import CHAMPION, Lineage, ModelRegistry, check_name, sha256_file
 from fti.settings import Settings
-from fti.synthetic.preferences import WINNERS
 
 logger = logging.getLogger(__name__)
 
@@ -694,18 +694,11 @@ def read_preference_pairs(
 ) -> tuple[pa.Table, int]:
     """The ``preference_pairs`` table at one Lance version (default: latest), replays and
     repeated pair_ids removed (first kept), sorted by pair_id; and the version read."""
-    db = lancedb.connect(str(offline_dir))
     try:
-        table = db.open_table(PREFERENCES_TABLE)
-    except (ValueError, FileNotFoundError) as ex:
-        raise FtiError(f"offline table {PREFERENCES_TABLE!r} not found in {offline_dir}; "
-                       "run the preference flow first") from ex
-    pinned = table.version if version is None else version
-    try:
-        table.checkout(pinned)  # one version, so a concurrent writer cannot tear the read
-    except Exception as ex:  # lancedb raises ValueError/OSError/RuntimeError here
-        raise FtiError(f"offline table {PREFERENCES_TABLE!r} has no version {pinned}") from ex
-    data = dedupe_by_source(table.to_arrow())
+        raw, pinned = LanceOfflineStore(offline_dir).read(PREFERENCES_TABLE, version)
+    except OfflineTableError as ex:
+        raise FtiError(f"{ex}; run the preference flow first") from ex
+    data = dedupe_by_source(raw)
     rows = data.append_column("__row", pa.array(np.arange(data.num_rows, dtype=np.int64)))
     first = rows.group_by(["pair_id"], use_threads=False).aggregate([("__row", "min")])
     return data.take(first["__row_min"]).sort_by("pair_id"), pinned

@@ -14,8 +14,8 @@ gave (``training.*``: seed, device, gates, XGBoost parameters) flow into every s
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from fti.errors import ConfigError
@@ -114,3 +114,15 @@ def spec_for(name: str, settings: Settings) -> ModelSpec:
     if build is None:
         raise ConfigError(f"unknown model {name!r}; known models: {', '.join(sorted(SPECS))}")
     return build(settings)
+
+
+def apply_params(spec: ModelSpec, params: Mapping[str, Any]) -> ModelSpec:
+    """``spec`` with ``params`` overriding its hyperparameters.
+
+    >>> from fti.settings import Settings
+    >>> from fti.models.specs import spec_for
+    >>> spec = apply_params(spec_for("fraud-xgb", Settings()), {"max_depth": 7})
+    >>> spec.hyperparameters["max_depth"], spec.hyperparameters["n_estimators"]
+    (7, 200)
+    """
+    return replace(spec, hyperparameters=dict(spec.hyperparameters) | dict(params))

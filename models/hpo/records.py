@@ -1,0 +1,94 @@
+"""Search records: what `fti tune` found, one JSON file per run under ``data_dir/hpo``.
+
+>>> search_record_path(Path("/d"), "fraud-xgb", datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC))
+PosixPath('/d/hpo/fraud-xgb-20260102T030405000006Z.json')
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from fti.errors import FtiError
+from fti.features.training_data import DatasetRecord
+
+#: What a search maximises.
+METRIC = "validation_roc_auc"
+#: Folder of ``data_dir`` holding search records.
+HPO_DIR = "hpo"
+
+
+class SearchRecord(BaseModel):
+    """One search run as recorded on disk; ``best_params`` override the spec's hyperparameters."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str
+    kind: str
+    created_at: datetime
+    metric: str = METRIC
+    sampler: str
+    seed: int
+    n_trials: int
+    timeout_s: float | None
+    fixed_params: dict[str, Any] = {}
+    best_params: dict[str, Any]
+    best_value: float
+    trials: list[dict[str, Any]]
+    pruned: int
+    duration_s: float
+    dataset: DatasetRecord
+
+
+def search_record_path(data_dir: Path, model: str, created_at: datetime) -> Path:
+    """Where the record of a search of ``model`` started at ``created_at`` is written."""
+    stamp = created_at.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    return Path(data_dir) / HPO_DIR / f"{model}-{stamp}.json"
+
+
+def write_search_record(path: Path, record: SearchRecord) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(record.model_dump_json(indent=2))
+    os.replace(temp, path)  # readers never see half a record
+
+
+def search_records(data_dir: Path, model: str) -> list[Path]:
+    """The record files of ``model`` under ``data_dir/hpo``, oldest first."""
+    folder = Path(data_dir) / HPO_DIR
+    stamps = sorted(folder.glob(f"{model}-*.json")) if folder.is_dir() else []
+    return [p for p in stamps if p.stem[len(model) + 1 :][:8].isdigit()]
+
+
+def load_search_record(path: Path) -> SearchRecord:
+    """Read one search record."""
+    path = Path(path)
+    if not path.is_file():
+        raise FtiError(f"search record {path} not found")
+    return SearchRecord.model_validate_json(path.read_text())
+
+
+def best_params_from(data_dir: Path, model: str, ref: str = "latest") -> dict[str, Any]:
+    """The overrides a search found for ``model`` (its fixed parameters and best ones), from its
+    newest record (``ref="latest"``) or the record file ``ref`` (a path, or a file name in
+    ``data_dir/hpo``)."""
+    if ref == "latest":
+        found = search_records(data_dir, model)
+        if not found:
+            raise FtiError(
+                f"no search record of {model} in {Path(data_dir) / HPO_DIR}; run "
+                f"`fti tune --model {model}` first, or train without --params-from"
+            )
+        path = found[-1]
+    else:
+        path = Path(ref) if Path(ref).is_file() else Path(data_dir) / HPO_DIR / ref
+    record = load_search_record(path)
+    if record.model != model:
+        raise FtiError(f"search record {path} is of model {record.model!r}, not {model!r}")
+    return record.fixed_params | record.best_params
