@@ -23,8 +23,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fti.connectors.offline.store import LanceOfflineStore
-from fti.errors import FtiError
 from fti.features.definitions import FEATURES_TABLE, LABELS_TABLE
+from fti.features.errors import FeatureViewError, SplitError, TrainingDataError
 from fti.features.splits import (
     SPLIT_NAMES,
     TimeRange,
@@ -61,7 +61,7 @@ CREATE_STEPS = ("read offline store", "join feature view", "split", "write parqu
 
 def feature_view(name: str) -> View:
     """The point-in-time join of the declared feature view ``name`` (`fti.features.fraud.CATALOG`),
-    with the view's lookback as TTL; FtiError listing the known views if there is none.
+    with the view's lookback as TTL; FeatureViewError listing the known views if there is none.
 
     >>> feature_view("fraud_v1")(*_empty_tables()).num_rows
     0
@@ -70,7 +70,7 @@ def feature_view(name: str) -> View:
 
     known = sorted({v.name for v in CATALOG.views()})
     if name not in known:
-        raise FtiError(f"unknown feature view {name!r}; known views: {', '.join(known)}")
+        raise FeatureViewError(f"unknown feature view {name!r}; known views: {', '.join(known)}")
     lookback = CATALOG.view(name).lookback
     return functools.partial(point_in_time_join, ttl=lookback)
 
@@ -143,7 +143,7 @@ def apply_split(
         return random_split(table, fractions, seed)
     if kind == "stratified":
         return stratified_split(table, fractions, seed)
-    raise FtiError(f"split must be one of {', '.join(SPLIT_KINDS)}, got {kind!r}")
+    raise SplitError(f"split must be one of {', '.join(SPLIT_KINDS)}, got {kind!r}")
 
 
 def read_dataset(settings: Settings, n: int) -> Split:
@@ -188,21 +188,21 @@ def _split_spec(
 ) -> dict[str, Any]:
     """Check the split arguments before any data is read; the keywords of ``apply_split``."""
     if kind not in SPLIT_KINDS:
-        raise FtiError(f"split must be one of {', '.join(SPLIT_KINDS)}, got {kind!r}")
+        raise SplitError(f"split must be one of {', '.join(SPLIT_KINDS)}, got {kind!r}")
     if gap is not None and kind != "time":
-        raise FtiError(f"a gap applies to time splits only, not to a {kind} split")
+        raise SplitError(f"a gap applies to time splits only, not to a {kind} split")
     if ranges is None:
         return {"fractions": check_fractions(fractions), "gap": gap or None}
     if kind != "time" or gap:
-        raise FtiError("time ranges make a time split of their own; drop --split / --gap")
+        raise SplitError("time ranges make a time split of their own; drop --split / --gap")
     if set(ranges) != set(SPLIT_NAMES):
-        raise FtiError(f"time ranges are needed for all of {', '.join(SPLIT_NAMES)}, "
-                       f"got {', '.join(ranges) or 'none'}")
+        raise SplitError(f"time ranges are needed for all of {', '.join(SPLIT_NAMES)}, "
+                         f"got {', '.join(ranges) or 'none'}")
     return {"ranges": {name: tuple(ranges[name]) for name in SPLIT_NAMES}}
 
 
 def _read_labelled(offline_dir: Path | str) -> OfflineSnapshot:
-    """Both offline tables, latest versions pinned; FtiError if there is nothing labelled."""
+    """Both offline tables, latest versions pinned; TrainingDataError if nothing is labelled."""
     if "://" not in str(offline_dir) and not Path(offline_dir).is_dir():
         raise _no_labelled_rows(offline_dir)
     tables = LanceOfflineStore(offline_dir).table_names()
@@ -211,8 +211,10 @@ def _read_labelled(offline_dir: Path | str) -> OfflineSnapshot:
     return read_offline(offline_dir)
 
 
-def _no_labelled_rows(offline_dir: Path | str) -> FtiError:
-    return FtiError(f"no labelled rows in {offline_dir}; run the feature flow / fti demo first")
+def _no_labelled_rows(offline_dir: Path | str) -> TrainingDataError:
+    return TrainingDataError(
+        f"no labelled rows in {offline_dir}; run the feature flow / fti demo first"
+    )
 
 
 def _record(

@@ -26,8 +26,9 @@ from fti.features.definitions import (
     LABEL_COLUMN,
     LABELS_TABLE,
 )
+from fti.features.errors import FeatureViewError
 from fti.features.groups import KEY_TAG, Feature, FeatureGroup
-from fti.features.views import FeatureCatalog, FeatureView, FeatureViewError, Join
+from fti.features.views import FeatureCatalog, FeatureView, Join
 
 _DESCRIPTIONS: dict[str, str] = {
     "amount": "Transaction amount in its currency.",

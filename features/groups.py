@@ -21,7 +21,7 @@ from datetime import timedelta
 
 import pyarrow as pa
 
-from fti.errors import FtiError
+from fti.features.errors import FeatureGroupError, SchemaEvolutionError
 
 #: Tag of a feature that is a secondary key (e.g. ``card_id`` in a group keyed by ``tx_id``):
 #: stored next to the entity keys, usable as a join key, never a model input by default.
@@ -34,14 +34,6 @@ SOURCE_FIELDS: tuple[pa.Field, ...] = (
 )
 EVENT_TIME_TYPE = pa.timestamp("us", tz="UTC")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-class FeatureGroupError(FtiError):
-    """A feature group declaration is invalid; the message names the group and the field."""
-
-
-class SchemaEvolutionError(FeatureGroupError):
-    """A group changed incompatibly without a new version."""
 
 
 def _check_name(kind: str, name: str) -> None:
@@ -227,7 +219,7 @@ def check_evolution(old: FeatureGroup, new: FeatureGroup) -> None:
     >>> check_evolution(old, FeatureGroup("g", 1, ("k",), "t", ()))
     Traceback (most recent call last):
     ...
-    fti.features.groups.SchemaEvolutionError: feature group 'g' v1 changed incompatibly: \
+    fti.features.errors.SchemaEvolutionError: feature group 'g' v1 changed incompatibly: \
 removed feature 'x'; bump the version (to v2) to make this change
     >>> check_evolution(old, FeatureGroup("g", 2, ("k",), "t", ()))
     """

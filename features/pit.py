@@ -31,7 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fti.errors import FtiError
+from fti.features.errors import JoinError
 
 Engine = Literal["sort", "acero"]
 _NO_LIMIT = 2**63 - 1
@@ -73,7 +73,7 @@ def asof_join(
     elif engine == "acero":
         matched = match_acero(left, right, keys, on, limit)
     else:
-        raise FtiError(f"asof_join engine must be 'sort' or 'acero', got {engine!r}")
+        raise JoinError(f"asof_join engine must be 'sort' or 'acero', got {engine!r}")
     indices = pa.array(matched, mask=matched < 0)
     out = left
     for name in payload:
@@ -190,8 +190,8 @@ def _times(column: pa.ChunkedArray, rows: np.ndarray) -> np.ndarray:
     if pa.types.is_timestamp(values.type) or pa.types.is_date(values.type):
         values = values.view(pa.int64() if values.type.bit_width == 64 else pa.int32())
     if not pa.types.is_integer(values.type):
-        raise FtiError(f"asof_join: the time column must be a timestamp, date or integer, got "
-                       f"{column.type}")
+        raise JoinError(f"asof_join: the time column must be a timestamp, date or integer, got "
+                        f"{column.type}")
     if values.null_count:  # null rows are not in `rows`; fill them so the cast stays integral
         values = pc.fill_null(values, 0)
     times = values.to_numpy().astype(np.int64, copy=False)
@@ -231,13 +231,13 @@ def _limit(tolerance: timedelta | int | None, time_type: pa.DataType) -> int:
         return _NO_LIMIT
     if isinstance(tolerance, timedelta):
         if not pa.types.is_timestamp(time_type):
-            raise FtiError(f"asof_join: a timedelta tolerance needs a timestamp, got {time_type}")
+            raise JoinError(f"asof_join: a timedelta tolerance needs a timestamp, got {time_type}")
         if time_type.unit == "ns":
             tolerance = tolerance // _UNITS["us"] * 1000
         else:
             tolerance = tolerance // _UNITS[time_type.unit]
     if tolerance < 0:
-        raise FtiError(f"asof_join: tolerance must be >= 0, got {tolerance}")
+        raise JoinError(f"asof_join: tolerance must be >= 0, got {tolerance}")
     return int(tolerance)
 
 
@@ -248,12 +248,12 @@ def _check_columns(
     for side, table in (("left", left), ("right", right)):
         missing = [name for name in (*keys, on) if name not in table.column_names]
         if missing:
-            raise FtiError(f"asof_join: {side} table has no column(s) {missing}")
+            raise JoinError(f"asof_join: {side} table has no column(s) {missing}")
     if left[on].type != right[on].type:
-        raise FtiError(f"asof_join: {on!r} is {left[on].type} on the left, {right[on].type} right")
+        raise JoinError(f"asof_join: {on!r} is {left[on].type} on the left, {right[on].type} right")
     payload = [name for name in right.column_names if name not in (*keys, on)]
     extra = [matched_time] if matched_time is not None else []
     clash = sorted(set(left.column_names) & {*payload, *extra})
     if clash:
-        raise FtiError(f"asof_join: column(s) {clash} are on both sides; rename one first")
+        raise JoinError(f"asof_join: column(s) {clash} are on both sides; rename one first")
     return payload

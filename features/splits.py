@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fti.errors import FtiError
+from fti.features.errors import SplitError
 from fti.features.training_data import Split, sort_by_label_time
 
 Fractions = tuple[float, float, float]
@@ -33,23 +33,23 @@ TIME_COLUMN = "label_time"
 
 
 def check_fractions(fractions: Sequence[float]) -> Fractions:
-    """Return ``fractions`` as a (train, validation, test) tuple, or raise FtiError saying why.
+    """Return ``fractions`` as a (train, validation, test) tuple, or raise SplitError saying why.
 
     >>> check_fractions([0.7, 0.1, 0.2])
     (0.7, 0.1, 0.2)
     >>> check_fractions([0.7, 0.1, 0.1])  # doctest: +ELLIPSIS
     Traceback (most recent call last):
-    fti.errors.FtiError: split fractions (train, validation, test) must sum to 1, got ... = 0.9
+    fti.features.errors.SplitError: split fractions ... must sum to 1, got ... = 0.9
     """
     values = tuple(float(f) for f in fractions)
     if len(values) != 3:
-        raise FtiError(f"split fractions must be three numbers (train, validation, test), "
-                       f"got {len(values)}: {values}")
+        raise SplitError(f"split fractions must be three numbers (train, validation, test), "
+                         f"got {len(values)}: {values}")
     if not all(0 < f < 1 for f in values):
-        raise FtiError(f"every split fraction must be between 0 and 1 (exclusive), got {values}")
+        raise SplitError(f"every split fraction must be between 0 and 1 (exclusive), got {values}")
     if not math.isclose(sum(values), 1.0, abs_tol=1e-9):
-        raise FtiError(f"split fractions (train, validation, test) must sum to 1, got {values} = "
-                       f"{sum(values):.6g}")
+        raise SplitError(f"split fractions (train, validation, test) must sum to 1, got {values} = "
+                         f"{sum(values):.6g}")
     return values  # type: ignore[return-value]
 
 
@@ -67,8 +67,8 @@ def split_sizes(rows: int, fractions: Sequence[float]) -> tuple[int, int, int]:
         sizes[i] += 1
     for name, size, fraction in zip(SPLIT_NAMES, sizes, values, strict=True):
         if size == 0:
-            raise FtiError(f"the {name} split would be empty: {rows} rows x {fraction} rounds to "
-                           f"0; use more rows or a larger {name} fraction")
+            raise SplitError(f"the {name} split would be empty: {rows} rows x {fraction} rounds to "
+                             f"0; use more rows or a larger {name} fraction")
     return sizes[0], sizes[1], sizes[2]
 
 
@@ -100,7 +100,7 @@ def time_split(table: pa.Table, fractions: Sequence[float], gap: timedelta | Non
     """
     gap = gap or timedelta(0)
     if gap < timedelta(0):
-        raise FtiError(f"the gap between splits must be >= 0, got {gap}")
+        raise SplitError(f"the gap between splits must be >= 0, got {gap}")
     ordered = sort_by_label_time(table)
     n_train, n_validation, _ = split_sizes(ordered.num_rows, fractions)
     train = ordered.slice(0, n_train)
@@ -114,14 +114,14 @@ def _after(part: pa.Table, before: pa.Table, gap: timedelta, name: str) -> pa.Ta
     if not gap:
         return part
     if not pa.types.is_timestamp(part.schema.field(TIME_COLUMN).type):
-        raise FtiError(f"a gap needs {TIME_COLUMN} to be a timestamp, got "
-                       f"{part.schema.field(TIME_COLUMN).type}")
+        raise SplitError(f"a gap needs {TIME_COLUMN} to be a timestamp, got "
+                         f"{part.schema.field(TIME_COLUMN).type}")
     end = pc.max(before[TIME_COLUMN]).as_py()
     too_close = pc.less(part[TIME_COLUMN], pa.scalar(end + gap, part[TIME_COLUMN].type))
     kept = part.slice(int(pc.sum(too_close).as_py() or 0))
     if kept.num_rows == 0:
-        raise FtiError(f"the {name} split is empty once rows within the gap of {gap} after "
-                       f"{end.isoformat()} are dropped; use a smaller gap or larger fractions")
+        raise SplitError(f"the {name} split is empty once rows within the gap of {gap} after "
+                         f"{end.isoformat()} are dropped; use a smaller gap or larger fractions")
     return kept
 
 
@@ -143,10 +143,10 @@ def time_range_split(
     for name, (start, end) in ranges.items():
         for point in (start, end):
             if point is not None and point.utcoffset() is None:
-                raise FtiError(f"the {name} range needs a time zone, got {point.isoformat()} "
-                               f"(write e.g. 2026-01-01T00:00:00Z)")
+                raise SplitError(f"the {name} range needs a time zone, got {point.isoformat()} "
+                                 f"(write e.g. 2026-01-01T00:00:00Z)")
         if start is not None and end is not None and start >= end:
-            raise FtiError(f"the {name} range must start before it ends, got {_show(start, end)}")
+            raise SplitError(f"the {name} range must start before it ends, got {_show(start, end)}")
     _refuse_overlaps(ranges)
     ordered = sort_by_label_time(table)
     times = ordered[TIME_COLUMN]
@@ -160,8 +160,8 @@ def time_range_split(
         part = ordered.filter(keep)
         if part.num_rows == 0:
             span = _show(pc.min(times).as_py(), pc.max(times).as_py())
-            raise FtiError(f"the {name} range {_show(start, end)} holds no rows "
-                           f"(label times span {span})")
+            raise SplitError(f"the {name} range {_show(start, end)} holds no rows "
+                             f"(label times span {span})")
         parts.append(part)
     return Split(train=parts[0], validation=parts[1], test=parts[2])
 
@@ -172,9 +172,9 @@ def _refuse_overlaps(ranges: dict[str, TimeRange]) -> None:
         for b in names[i + 1 :]:
             (a_start, a_end), (b_start, b_end) = ranges[a], ranges[b]
             if _before(a_start, b_end) and _before(b_start, a_end):
-                raise FtiError(f"the {a} range {_show(a_start, a_end)} overlaps the {b} range "
-                               f"{_show(b_start, b_end)}; ranges are [start, end) and must not "
-                               f"overlap")
+                raise SplitError(f"the {a} range {_show(a_start, a_end)} overlaps the {b} range "
+                                 f"{_show(b_start, b_end)}; ranges are [start, end) and must not "
+                                 f"overlap")
 
 
 def _before(start: datetime | None, end: datetime | None) -> bool:
@@ -199,7 +199,7 @@ def stratified_split(
     [(70, 7), (15, 2), (15, 1)]
     """
     if label not in table.column_names:
-        raise FtiError(f"no column {label!r} to stratify on; columns are {table.column_names}")
+        raise SplitError(f"no column {label!r} to stratify on; columns are {table.column_names}")
     sizes = np.array(split_sizes(table.num_rows, fractions))
     codes = pc.dictionary_encode(table[label].combine_chunks(), null_encoding="encode").indices
     codes = codes.to_numpy()

@@ -33,13 +33,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from fti.connectors.errors import OfflineTableError
 from fti.connectors.offline.store import LanceOfflineStore
-from fti.errors import FtiError
 from fti.features.definitions import (
     FEATURE_COLUMNS,
     FEATURES_TABLE,
     LABEL_COLUMN,
     LABELS_TABLE,
 )
+from fti.features.errors import SplitError, TrainingDataError
 from fti.features.pit import asof_join
 from fti.settings import TrainingSettings
 
@@ -164,7 +164,7 @@ def _read_table(store: LanceOfflineStore, name: str, version: int | None) -> tup
     try:
         table, pinned = store.read(name, version)
     except OfflineTableError as ex:
-        raise FtiError(f"{ex}; run the feature flow first") from ex
+        raise TrainingDataError(f"{ex}; run the feature flow first") from ex
     return dedupe_by_source(table), pinned
 
 
@@ -230,7 +230,7 @@ def newest(table: pa.Table, n: int) -> pa.Table:
     ['b', 'c']
     """
     if n < 0:
-        raise FtiError(f"newest(n) needs n >= 0 (0 = all rows), got {n}")
+        raise TrainingDataError(f"newest(n) needs n >= 0 (0 = all rows), got {n}")
     ordered = sort_by_label_time(table)
     return ordered if n == 0 else ordered.slice(max(0, ordered.num_rows - n))
 
@@ -244,12 +244,12 @@ def time_split(table: pa.Table, validation_fraction: float, test_fraction: float
     (5, 2, ['7', '8', '9'])
     """
     if not (0 < validation_fraction < 1 and 0 < test_fraction < 1):
-        raise FtiError(
+        raise SplitError(
             f"split fractions must be in (0, 1), got validation={validation_fraction}, "
             f"test={test_fraction}"
         )
     if validation_fraction + test_fraction >= 1:
-        raise FtiError(
+        raise SplitError(
             f"validation + test fractions must leave rows to train on, got "
             f"{validation_fraction} + {test_fraction} >= 1"
         )
@@ -368,7 +368,7 @@ def load_dataset_record(datasets_dir: Path, n: int) -> DatasetRecord:
     path = Path(datasets_dir) / f"{int(n)}.json"
     if not path.is_file():
         have = dataset_versions(datasets_dir)
-        raise FtiError(f"dataset version {n} not found in {datasets_dir} (have {have})")
+        raise TrainingDataError(f"dataset version {n} not found in {datasets_dir} (have {have})")
     return DatasetRecord.model_validate_json(path.read_text())
 
 
@@ -377,18 +377,20 @@ MIN_TRAIN_ROWS = 50
 
 
 def check_trainable(dataset: TrainingDataset) -> None:
-    """Refuse (FtiError) a dataset whose train split is too small or has a single class."""
+    """Refuse (TrainingDataError) a dataset whose train split is too small or has a single class."""
     train = dataset.record.splits["train"]
     hint = "wait for more labels, or lower training.window_labels / the split fractions"
     if train.rows < MIN_TRAIN_ROWS:
-        raise FtiError(
+        raise TrainingDataError(
             f"train split has {train.rows} rows, need at least {MIN_TRAIN_ROWS} "
             f"({dataset.record.rows} labelled rows in total); {hint}"
         )
     if train.positives == 0 or train.positives == train.rows:
         kind = "fraud" if train.positives == 0 else "legitimate"
-        raise FtiError(
+        raise TrainingDataError(
             f"train split ({train.rows} rows) has no {kind} labels; a classifier needs both; {hint}"
         )
     if dataset.split.test.num_rows == 0:
-        raise FtiError(f"test split is empty ({dataset.record.rows} labelled rows); {hint}")
+        raise TrainingDataError(
+            f"test split is empty ({dataset.record.rows} labelled rows); {hint}"
+        )

@@ -27,16 +27,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal, Protocol
 
-from fti.errors import EventError, FtiError
+from fti.errors import EventError
 from fti.events import Transaction, decode_transaction, to_utc_datetime
+from fti.features.errors import RuleError
 from fti.features.groups import FeatureGroup
 from fti.settings import ValidationSettings
 
 Policy = Literal["strict", "warn"]
-
-
-class RuleError(FtiError):
-    """A rule or rule set is declared or used wrongly; the message names the rule."""
 
 
 class Rule(Protocol):

@@ -27,16 +27,12 @@ from typing import Literal, TypeVar
 
 import pyarrow as pa
 
-from fti.errors import FtiError
-from fti.features.groups import KEY_TAG, Feature, FeatureGroup, FeatureGroupError, check_evolution
+from fti.features.errors import FeatureError, FeatureGroupError, FeatureViewError
+from fti.features.groups import KEY_TAG, Feature, FeatureGroup, check_evolution
 
 Role = Literal["label", "input", "helper"]
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 T = TypeVar("T")
-
-
-class FeatureViewError(FtiError):
-    """A feature view is inconsistent, or a catalog lookup failed; the message says which."""
 
 
 @dataclass(frozen=True)
@@ -327,7 +323,7 @@ def _lookup(
     name: str,
     version: int | None,
     kind: str,
-    error: type[FtiError],
+    error: type[FeatureError],
 ) -> T:
     """``entries[(name, version)]`` (latest if ``version`` is None), else ``error`` naming it."""
     versions = sorted(v for n, v in entries if n == name)

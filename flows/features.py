@@ -38,7 +38,7 @@ from fti.features.windows import (
     event_features,
     update_window,
 )
-from fti.flows.records import Decoded, Rejected, flow_from_environment, to_dlq
+from fti.flows.records import Decoded, Rejected, flow_from_environment, guarded, to_dlq
 from fti.flows.sinks import KafkaProducerSink
 from fti.flows.sources import KafkaPartitionSource
 from fti.settings import Settings, ValidationSettings
@@ -188,7 +188,9 @@ def get_flow(settings: Settings, stop: threading.Event | None = None) -> Dataflo
         "transactions_in", flow,
         KafkaPartitionSource(settings.kafka, [topics.transactions], stop, flow="features"),
     )  # KafkaRecord
-    checked = op.map("validate", tx_in, partial(validate_transaction, rules=settings.validation))
+    checked = op.map(
+        "validate", tx_in, guarded(partial(validate_transaction, rules=settings.validation))
+    )
     tx_split = op.branch("tx_valid", checked, lambda x: isinstance(x, Decoded))
     by_card = op.key_on("key_card", tx_split.trues, lambda d: d.event.card_id)
     rows = op.stateful_map("card_windows", by_card, card_features)  # (card_id, FeatureRow)
@@ -198,7 +200,7 @@ def get_flow(settings: Settings, stop: threading.Event | None = None) -> Dataflo
         "labels_in", flow,
         KafkaPartitionSource(settings.kafka, [topics.labels], stop, flow="features"),
     )  # KafkaRecord
-    labels_checked = op.map("validate_label", labels_in, validate_label)
+    labels_checked = op.map("validate_label", labels_in, guarded(validate_label))
     label_split = op.branch("label_valid", labels_checked, lambda x: isinstance(x, Decoded))
     op.output("labels_out", op.map("label_row", label_split.trues, label_row), LabelSink(settings))
 

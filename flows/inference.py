@@ -31,6 +31,7 @@ from fti.features.serving import feature_vector
 from fti.features.validation import parse_transaction
 from fti.flows.champion import prepare_inference
 from fti.flows.live_metrics import count_shadow
+from fti.flows.records import SkipLog
 from fti.flows.sinks import KafkaProducerSink, OutMessage
 from fti.flows.sources import KafkaPartitionSource
 from fti.models.registry import CHALLENGER, ModelRegistry
@@ -46,11 +47,18 @@ from fti.settings import Settings, ValidationSettings, load_settings
 log = logging.getLogger(__name__)
 
 
+_SKIPS = SkipLog("inference")
+
+
 def parse_or_skip(record: KafkaRecord, rules: ValidationSettings) -> Transaction | None:
-    """The transaction in `record`, or None when it is invalid."""
+    """The transaction in `record`, or None when it is invalid (the feature flow sends
+    invalid transactions to the DLQ; here an unexpected error is counted and logged once)."""
     try:
         return parse_transaction(record.value or b"", rules)
     except EventError:
+        return None
+    except Exception as ex:
+        _SKIPS.skip(record, ex)
         return None
 
 

@@ -11,7 +11,6 @@ Run it with ``fti flow monitor`` or ``python -m bytewax.run fti.flows.monitor:fl
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Sequence
@@ -25,11 +24,18 @@ from bytewax.dataflow import Dataflow
 from fti import metrics
 from fti.connectors.kafka.reader import KafkaRecord
 from fti.errors import ConfigError, EventError
-from fti.events import Prediction, RegistryEvent, RetrainRequest, Transaction, parse_label
+from fti.events import (
+    Prediction,
+    RegistryEvent,
+    RetrainRequest,
+    Transaction,
+    decode_event,
+    parse_label,
+)
 from fti.features.validation import parse_transaction
 from fti.features.windows import event_features
 from fti.flows.live_metrics import LiveMetrics, LiveMetricsBook, export
-from fti.flows.records import flow_from_environment
+from fti.flows.records import SkipLog, flow_from_environment
 from fti.flows.sinks import KafkaProducerSink, OutMessage
 from fti.flows.sources import KafkaPartitionSource
 from fti.models.drift import (
@@ -47,12 +53,7 @@ from fti.settings import Settings
 Joined = tuple[Prediction | None, bool | None]
 
 
-def _json(record: KafkaRecord) -> dict[str, Any] | None:
-    try:
-        value = json.loads(record.value or b"")
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
+_SKIPS = SkipLog("monitor")
 
 
 MONITORABLE = tuple(event_features(0.0, "pos", datetime.fromtimestamp(0, UTC)))  # event-only
@@ -96,17 +97,17 @@ def to_observations(
         if record.topic == topics.labels:
             label = parse_label(record.value or b"")
             return [("policy", LabelSeen()), (label.tx_id, label.is_fraud)]
-        data = _json(record)
-        if data is None:
-            return []
         if record.topic == topics.predictions:
-            prediction = Prediction.model_validate(data)
+            prediction = decode_event(Prediction, record.value or b"")
             return [(prediction.tx_id, prediction)]
-        event = RegistryEvent.model_validate(data)
+        event = decode_event(RegistryEvent, record.value or b"")
         if event.model == settings.training.model_name and event.event != "registered":
             return [("policy", ChampionChanged(event.version))]
-    except (EventError, ValueError):
-        pass  # the feature flow reports bad transactions and labels; nothing to monitor here
+    except EventError as ex:
+        if record.topic in (topics.predictions, topics.registry_events):
+            _SKIPS.skip(record, ex)  # the feature flow reports bad transactions and labels
+    except Exception as ex:  # one record must never stop the monitor
+        _SKIPS.skip(record, ex)
     return []
 
 

@@ -21,7 +21,7 @@ from fti.connectors.offline.store import LanceOfflineStore
 from fti.errors import EventError
 from fti.events import PreferenceEvent, parse_preference
 from fti.features.definitions import PREFERENCES_TABLE
-from fti.flows.records import Decoded, Rejected, flow_from_environment, to_dlq
+from fti.flows.records import Decoded, Rejected, flow_from_environment, guarded, to_dlq
 from fti.flows.sinks import KafkaProducerSink
 from fti.flows.sources import KafkaPartitionSource
 from fti.settings import Settings
@@ -49,7 +49,7 @@ def validate_preference(record: KafkaRecord) -> Decoded[PreferenceEvent] | Rejec
 
     >>> rec = KafkaRecord("preferences", 0, 3, b"p1", b'{"pair_id": "p1"', 0)
     >>> validate_preference(rec).error
-    "malformed JSON: Expecting ',' delimiter: line 1 column 17 (char 16)"
+    'malformed JSON: unexpected end of data: line 1 column 17 (char 16)'
     """
     try:
         return Decoded(record, parse_preference(record.value or b""))
@@ -104,7 +104,7 @@ def get_flow(
     records = op.input(
         "preferences_in", flow, KafkaPartitionSource(settings.kafka, [topic], stop, flow=_FLOW)
     )  # KafkaRecord
-    checked = op.map("validate_preference", records, validate_preference)
+    checked = op.map("validate_preference", records, guarded(validate_preference))
     split = op.branch("preference_valid", checked, lambda x: isinstance(x, Decoded))
     rows = op.map("preference_row", split.trues, preference_row)  # offline row dict
     op.output("preference_pairs_out", rows, PreferenceSink(settings))

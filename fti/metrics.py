@@ -88,6 +88,11 @@ SHADOW_ERRORS = Counter(
     ["model", "stage"],
 )
 MODEL_SWAPS = Counter("fti_model_swaps_total", "Hot swaps of the serving model.", ["model"])
+RECORDS_SKIPPED = Counter(
+    "fti_records_skipped_total",
+    "Records a flow or service without a DLQ could not use (malformed or unexpected), skipped.",
+    ["flow", "topic"],
+)
 PRODUCE_FAILURES = Counter(
     "fti_produce_failures_total",
     "Messages Kafka did not acknowledge (delivery failed or timed out).",

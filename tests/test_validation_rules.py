@@ -259,6 +259,8 @@ def test_rule_set_decides_like_parse_transaction_on_the_synthetic_stream(
             assert verdict.ok == accepted, (raw, error, verdict.reason)
         if not accepted:
             rejected += 1
+            if error.startswith("malformed JSON"):
+                continue  # NaN/Infinity literals are refused before any rule (not JSON)
             # both name the same field: parse's message starts with it, the rule reads it
             assert verdict.rules[0].split(":")[1] == error.split()[0], (error, verdict.rules)
     assert rejected >= 150  # nan/huge/negative amounts, future ts, unknown channels, edges

@@ -12,7 +12,7 @@ import logging
 from collections import Counter
 from typing import Any
 
-from confluent_kafka import KafkaError, Message
+from confluent_kafka import KafkaError, KafkaException, Message
 
 from fti import metrics
 from fti.connectors.errors import ConnectorError
@@ -48,6 +48,9 @@ class Publisher:
                 break
             except BufferError:
                 self._producer.poll(0.05)  # local queue full: let deliveries drain
+            except KafkaException as ex:  # refused before queueing, e.g. larger than allowed
+                self._fail(topic, str(ex.args[0] if ex.args else ex))
+                return
         self._queued[topic] += 1
 
     def serve(self) -> None:
@@ -80,8 +83,11 @@ class Publisher:
         if error is None:
             self.delivered += 1
             return
+        self._fail(topic, str(error))
+
+    def _fail(self, topic: str, error: str) -> None:
         self._failed[topic] += 1
         metrics.PRODUCE_FAILURES.labels(topic).inc()
         if topic not in self._errors:  # one line per topic until the next flush, not per message
             log.error("delivery to %r failed: %s", topic, error)
-            self._errors[topic] = str(error)
+            self._errors[topic] = error

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable
 
 from confluent_kafka import TopicPartition
 
+from fti import metrics
 from fti.connectors.kafka.clients import make_consumer, partitions_of
-from fti.events import RegistryEvent
+from fti.errors import EventError
+from fti.events import RegistryEvent, decode_event
 from fti.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -50,17 +51,22 @@ class RegistryEventWatcher(threading.Thread):
         self.ready.set()
         try:
             while not self.stopping.is_set():
-                msg = consumer.poll(0.1)
-                if msg is None or msg.error() is not None:
-                    continue
-                self._handle(msg.value())
+                try:
+                    msg = consumer.poll(0.1)
+                    if msg is not None and msg.error() is None:
+                        self._handle(msg.value())
+                except Exception:  # the thread must outlive any one event: hot-swaps depend on it
+                    log.exception("registry event watcher: unexpected error, carrying on")
+                    self.stopping.wait(1.0)
         finally:
             consumer.close()
 
     def _handle(self, raw: bytes | None) -> None:
         try:
-            event = RegistryEvent.model_validate(json.loads(raw or b""))
-        except ValueError as ex:
+            event = decode_event(RegistryEvent, raw or b"")
+        except EventError as ex:
+            topic = self.settings.topics.registry_events
+            metrics.RECORDS_SKIPPED.labels("registry-watcher", topic).inc()
             log.warning("ignoring a malformed registry event: %s", ex)
             return
         if event.model == self.model and event.event in ("promoted", "rolled_back"):

@@ -122,12 +122,13 @@ def cmd_store(args: argparse.Namespace, settings: Settings) -> int:
     """Maintain the offline store: compact the small fragments that streaming appends leave."""
     from datetime import timedelta
 
+    from fti.connectors.errors import OfflineTableError
     from fti.connectors.offline.store import LanceOfflineStore
 
     store = LanceOfflineStore(settings.offline_location)
     names = [args.table] if args.table else store.table_names()
     if not names:
-        raise FtiError(f"no tables in the offline store at {settings.offline_dir}")
+        raise OfflineTableError(f"no tables in the offline store at {settings.offline_dir}")
     prune = timedelta(days=args.prune_older_than_days) if args.prune_older_than_days else None
     for name in names:
         c = store.compact(name, prune)

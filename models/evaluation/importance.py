@@ -24,7 +24,7 @@ import numpy as np
 import xgboost as xgb
 from numpy.typing import ArrayLike
 
-from fti.errors import FtiError
+from fti.models.errors import EvaluationError
 from fti.models.evaluation.metrics import evaluate
 
 #: A model's scoring function: rows of X in, one score per row out.
@@ -74,7 +74,7 @@ def _ranked(method: str, names: Sequence[str], values: np.ndarray) -> FeatureImp
 def _names(names: Sequence[str] | None, width: int) -> list[str]:
     names = list(names) if names is not None else [f"f{i}" for i in range(width)]
     if len(names) != width:
-        raise FtiError(f"got {len(names)} feature names for a matrix of {width} columns")
+        raise EvaluationError(f"got {len(names)} feature names for a matrix of {width} columns")
     return names
 
 
@@ -85,7 +85,7 @@ def shap_contributions(booster: xgb.Booster, X: np.ndarray) -> np.ndarray:
     """
     X = np.asarray(X, dtype=np.float32)
     if X.ndim != 2:
-        raise FtiError(f"expected a (rows, features) matrix, got shape {X.shape}")
+        raise EvaluationError(f"expected a (rows, features) matrix, got shape {X.shape}")
     if X.shape[0] == 0:
         return np.empty((0, X.shape[1] + 1))
     names = booster.feature_names
@@ -102,7 +102,7 @@ def shap_importance(
     """
     contributions = shap_contributions(booster, X)[:, :-1]
     if contributions.shape[0] == 0:
-        raise FtiError("cannot compute SHAP importance on zero rows")
+        raise EvaluationError("cannot compute SHAP importance on zero rows")
     names = _names(feature_names or booster.feature_names, contributions.shape[1])
     mean_abs = np.abs(contributions).mean(axis=0)
     return _ranked("SHAP (XGBoost TreeSHAP, mean |contribution| in log-odds)", names, mean_abs)
@@ -128,7 +128,9 @@ def permutation_importance(
     X = np.asarray(X, dtype=np.float32)
     y = np.asarray(y).reshape(-1)
     if X.ndim != 2 or X.shape[0] != len(y) or len(y) == 0:
-        raise FtiError(f"X of shape {X.shape} and y of {len(y)} rows must be non-empty, aligned")
+        raise EvaluationError(
+            f"X of shape {X.shape} and y of {len(y)} rows must be non-empty, aligned"
+        )
     names = _names(feature_names, X.shape[1])
     baseline = score(y, np.asarray(predict(X), dtype=np.float64))
     rng = np.random.default_rng(seed)
@@ -152,5 +154,7 @@ def feature_importance(
     if isinstance(booster, xgb.Booster):
         return shap_importance(booster, X, feature_names)
     if not callable(getattr(model, "predict", None)):
-        raise FtiError(f"{type(model).__name__} has neither an XGBoost booster nor predict(X)")
+        raise EvaluationError(
+            f"{type(model).__name__} has neither an XGBoost booster nor predict(X)"
+        )
     return permutation_importance(model.predict, X, y, feature_names)

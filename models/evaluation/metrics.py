@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from fti.errors import FtiError
+from fti.models.errors import EvaluationError
 
 
 def roc_auc(y_true: np.ndarray, scores: np.ndarray) -> float:
@@ -95,7 +95,7 @@ def roc_curve(y_true: ArrayLike, scores: ArrayLike) -> RocCurve:
     y, s = _as_arrays(y_true, scores)
     tp, fp, thresholds = _counts_by_threshold(y, s)
     if tp[-1] == 0 or fp[-1] == 0:
-        raise FtiError(f"a ROC curve needs both classes; y_true has {int(tp[-1])} positives")
+        raise EvaluationError(f"a ROC curve needs both classes; y_true has {int(tp[-1])} positives")
     return RocCurve(
         fpr=np.r_[0.0, fp / fp[-1]],
         tpr=np.r_[0.0, tp / tp[-1]],
@@ -113,7 +113,7 @@ def pr_curve(y_true: ArrayLike, scores: ArrayLike) -> PrCurve:
     y, s = _as_arrays(y_true, scores)
     tp, fp, thresholds = _counts_by_threshold(y, s)
     if tp[-1] == 0:
-        raise FtiError("a precision-recall curve needs at least one positive in y_true")
+        raise EvaluationError("a precision-recall curve needs at least one positive in y_true")
     return PrCurve(
         recall=np.r_[0.0, tp / tp[-1]],
         precision=np.r_[1.0, tp / (tp + fp)],
@@ -125,13 +125,17 @@ def _as_arrays(y_true: ArrayLike, scores: ArrayLike) -> tuple[np.ndarray, np.nda
     y = np.asarray(y_true).reshape(-1)
     s = np.asarray(scores, dtype=np.float64).reshape(-1)
     if len(y) != len(s):
-        raise FtiError(f"y_true and scores differ in length: {len(y)} != {len(s)}")
+        raise EvaluationError(f"y_true and scores differ in length: {len(y)} != {len(s)}")
     if len(y) == 0:
-        raise FtiError("cannot evaluate on zero rows; the test split is empty")
+        raise EvaluationError("cannot evaluate on zero rows; the test split is empty")
     if not np.isin(y, (0, 1)).all():
-        raise FtiError(f"y_true must hold only 0 and 1, got values {np.unique(y)[:10].tolist()}")
+        raise EvaluationError(
+            f"y_true must hold only 0 and 1, got values {np.unique(y)[:10].tolist()}"
+        )
     if not np.isfinite(s).all():
-        raise FtiError(f"scores must be finite, got {int((~np.isfinite(s)).sum())} NaN/inf values")
+        raise EvaluationError(
+            f"scores must be finite, got {int((~np.isfinite(s)).sum())} NaN/inf values"
+        )
     return y.astype(np.int8), s
 
 
@@ -187,11 +191,11 @@ def evaluate_regression(y_true: ArrayLike, predictions: ArrayLike) -> dict[str, 
     y = np.asarray(y_true, dtype=np.float64).reshape(-1)
     p = np.asarray(predictions, dtype=np.float64).reshape(-1)
     if len(y) != len(p):
-        raise FtiError(f"y_true and predictions differ in length: {len(y)} != {len(p)}")
+        raise EvaluationError(f"y_true and predictions differ in length: {len(y)} != {len(p)}")
     if len(y) == 0:
-        raise FtiError("cannot evaluate on zero rows; the test split is empty")
+        raise EvaluationError("cannot evaluate on zero rows; the test split is empty")
     if not (np.isfinite(y).all() and np.isfinite(p).all()):
-        raise FtiError("y_true and predictions must be finite; found NaN/inf values")
+        raise EvaluationError("y_true and predictions must be finite; found NaN/inf values")
     errors = p - y
     mse = float(np.mean(errors**2))
     total = float(np.sum((y - y.mean()) ** 2))

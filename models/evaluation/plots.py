@@ -22,7 +22,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 
-from fti.errors import FtiError
+from fti.models.errors import EvaluationError
 from fti.models.evaluation.importance import FeatureImportance
 from fti.models.evaluation.metrics import average_precision, pr_curve, roc_auc, roc_curve
 from fti.models.evaluation.slices import LOWER_IS_BETTER, SliceReport
@@ -58,7 +58,7 @@ def plot_loss_curve(
     """
     series = {name: list(values) for name, values in history.items() if len(values)}
     if not series:
-        raise FtiError("the training history is empty; there is no loss curve to plot")
+        raise EvaluationError("the training history is empty; there is no loss curve to plot")
     figure = _figure()
     axes = figure.add_subplot()
     for name, values in series.items():
@@ -138,7 +138,9 @@ def plot_confusion_matrix(confusion: Mapping[str, int], path: Path, threshold: f
     try:
         cells = np.array([[confusion["tn"], confusion["fp"]], [confusion["fn"], confusion["tp"]]])
     except KeyError as ex:
-        raise FtiError(f"confusion matrix needs tn, fp, fn, tp; got {sorted(confusion)}") from ex
+        raise EvaluationError(
+            f"confusion matrix needs tn, fp, fn, tp; got {sorted(confusion)}"
+        ) from ex
     figure = _figure((5.2, 4.4))
     axes = figure.add_subplot()
     image = axes.imshow(cells, cmap="Blues", vmin=0)
@@ -166,7 +168,7 @@ def plot_slice_metric(report: SliceReport, path: Path, metric: str = "recall") -
     """Horizontal bars of ``metric`` per scored slice, grouped and colored by helper column."""
     slices = list(report.slices)
     if not slices:
-        raise FtiError(f"no slice has >= {report.min_rows} rows; there is nothing to plot")
+        raise EvaluationError(f"no slice has >= {report.min_rows} rows; there is nothing to plot")
     height = min(2.0 + 0.32 * len(slices), 12.0)
     figure = _figure((7.2, height))
     axes = figure.add_subplot()
@@ -210,7 +212,7 @@ def plot_importance(importance: FeatureImportance, path: Path, top: int = 10) ->
     """Horizontal bars of the ``top`` most important features, most important on top."""
     pairs = importance.top(top)
     if not pairs:
-        raise FtiError("feature importance is empty; there is nothing to plot")
+        raise EvaluationError("feature importance is empty; there is nothing to plot")
     figure = _figure((7.2, 1.5 + 0.35 * len(pairs)))
     axes = figure.add_subplot()
     positions = np.arange(len(pairs))[::-1]

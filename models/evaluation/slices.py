@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 from numpy.typing import ArrayLike
 
-from fti.errors import FtiError
+from fti.models.errors import EvaluationError
 from fti.models.evaluation.metrics import evaluate
 
 #: Slice metrics `largest_gap` and the slice gate can compare.
@@ -186,10 +186,12 @@ def evaluate_slices(
     skipped: list[SliceMetrics] = []
     for name in names:
         if name not in columns:
-            raise FtiError(f"slice column {name!r} is not among the helper columns {list(columns)}")
+            raise EvaluationError(
+                f"slice column {name!r} is not among the helper columns {list(columns)}"
+            )
         values = np.asarray(columns[name])
         if len(values) != len(y) or len(s) != len(y):
-            raise FtiError(
+            raise EvaluationError(
                 f"slice column {name!r} has {len(values)} rows, y_true {len(y)}, scores {len(s)}; "
                 "they must be aligned row by row"
             )
@@ -205,7 +207,7 @@ def largest_gap(report: SliceReport, metric: str = "recall") -> SliceGap | None:
     None when no column has two scored slices where ``metric`` is defined.
     """
     if metric not in SLICE_METRICS:
-        raise FtiError(f"slice metric must be one of {list(SLICE_METRICS)}, got {metric!r}")
+        raise EvaluationError(f"slice metric must be one of {list(SLICE_METRICS)}, got {metric!r}")
     lower_better = metric in LOWER_IS_BETTER
     widest: SliceGap | None = None
     for column in report.columns:

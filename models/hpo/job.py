@@ -16,8 +16,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from fti.errors import FtiError
 from fti.features.training_data import VIEW_NAME, build_dataset, check_trainable
+from fti.models.errors import JobError
 from fti.models.hpo.records import SearchRecord, search_record_path, write_search_record
 from fti.models.hpo.search import SamplerName, search
 from fti.models.specs import apply_params, spec_for
@@ -43,7 +43,7 @@ def run_search_job(
     fixed = dict(fixed_params or {})
     spec = apply_params(spec_for(model, settings), fixed)
     if spec.view != VIEW_NAME:
-        raise FtiError(
+        raise JobError(
             f"model {model!r} reads feature view {spec.view!r}; search jobs build datasets of "
             f"view {VIEW_NAME!r} only"
         )

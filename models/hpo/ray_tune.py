@@ -12,8 +12,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from fti.errors import FtiError
 from fti.features.training_data import Split
+from fti.models.errors import SearchError
 from fti.models.hpo.records import METRIC
 from fti.models.hpo.search import (
     Dimension,
@@ -32,11 +32,11 @@ GRACE_STEPS, REDUCTION_FACTOR = 5, 3
 
 
 def ray_tune() -> Any:
-    """The ``ray.tune`` module; FtiError naming the extra to install when Ray is missing."""
+    """The ``ray.tune`` module; SearchError naming the extra to install when Ray is missing."""
     try:
         from ray import tune
     except ImportError as ex:
-        raise FtiError(
+        raise SearchError(
             "search_ray needs Ray Tune, which is not installed: pip install 'fti[ray]' "
             "(installs ray[tune]); `fti tune` runs the same search in process without it"
         ) from ex
@@ -121,7 +121,7 @@ def search_ray(
             progress(row)
     complete = [row for row in trials if row["state"] == "COMPLETE"]
     if not complete:
-        raise FtiError(f"no Ray Tune trial of {spec.name} completed ({len(trials)} ran)")
+        raise SearchError(f"no Ray Tune trial of {spec.name} completed ({len(trials)} ran)")
     best = max(complete, key=lambda row: row["value"])
     return SearchResult(
         best_params=best["params"],

@@ -14,8 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from fti.errors import FtiError
 from fti.features.training_data import DatasetRecord
+from fti.models.errors import SearchError
 
 #: What a search maximises.
 METRIC = "validation_roc_auc"
@@ -70,7 +70,7 @@ def load_search_record(path: Path) -> SearchRecord:
     """Read one search record."""
     path = Path(path)
     if not path.is_file():
-        raise FtiError(f"search record {path} not found")
+        raise SearchError(f"search record {path} not found")
     return SearchRecord.model_validate_json(path.read_text())
 
 
@@ -81,7 +81,7 @@ def best_params_from(data_dir: Path, model: str, ref: str = "latest") -> dict[st
     if ref == "latest":
         found = search_records(data_dir, model)
         if not found:
-            raise FtiError(
+            raise SearchError(
                 f"no search record of {model} in {Path(data_dir) / HPO_DIR}; run "
                 f"`fti tune --model {model}` first, or train without --params-from"
             )
@@ -90,5 +90,5 @@ def best_params_from(data_dir: Path, model: str, ref: str = "latest") -> dict[st
         path = Path(ref) if Path(ref).is_file() else Path(data_dir) / HPO_DIR / ref
     record = load_search_record(path)
     if record.model != model:
-        raise FtiError(f"search record {path} is of model {record.model!r}, not {model!r}")
+        raise SearchError(f"search record {path} is of model {record.model!r}, not {model!r}")
     return record.fixed_params | record.best_params

@@ -28,9 +28,10 @@ import numpy as np
 import optuna
 import xgboost as xgb
 
-from fti.errors import ConfigError, FtiError
+from fti.errors import ConfigError
 from fti.features.training_data import Split
 from fti.models.devices import select_device, xgboost_device
+from fti.models.errors import SearchError
 from fti.models.evaluation.metrics import roc_auc
 from fti.models.specs import ModelSpec
 from fti.models.trainers.xgboost_model import features_matrix, labels_vector, xgboost_params
@@ -175,11 +176,11 @@ _OBJECTIVES = {"xgboost": xgboost_objective, "mlp": mlp_objective}
 
 
 def objective_for(spec: ModelSpec, split: Split) -> Objective:
-    """The trial function of ``spec`` on ``split`` (FtiError if validation has one class)."""
+    """The trial function of ``spec`` on ``split`` (SearchError if validation has one class)."""
     space_for(spec.kind)
     y_val = labels_vector(split.validation)
     if len(np.unique(y_val)) < 2:
-        raise FtiError(
+        raise SearchError(
             f"the validation split ({len(y_val)} rows) needs both classes to score ROC AUC; "
             "use more labels or a larger validation fraction"
         )
@@ -276,7 +277,7 @@ def search(
     trials = [_row(t, dims) for t in study.trials]
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not complete:
-        raise FtiError(
+        raise SearchError(
             f"no trial of {spec.name} completed ({len(trials)} ran, all pruned or failed); "
             "raise n_trials or timeout_s, or use a gentler pruner"
         )

@@ -26,7 +26,8 @@ from typing import Any
 
 import yaml
 
-from fti.errors import ConfigError, FtiError
+from fti.errors import ConfigError
+from fti.models.errors import JobError
 from fti.models.jobs.launchers import JobSpec, JobState
 
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -164,7 +165,7 @@ class KubernetesJobLauncher:
     def _kubectl_path(self) -> str:
         path = shutil.which(self.kubectl)
         if path is None:
-            raise FtiError(
+            raise JobError(
                 f"the kubernetes launcher needs {self.kubectl!r} on PATH, configured for your "
                 "cluster (KUBECONFIG or in-cluster service account); install kubectl or use "
                 "the local launcher (training.launcher: local)"
@@ -172,14 +173,14 @@ class KubernetesJobLauncher:
         return path
 
     def launch(self, job: JobSpec) -> KubernetesJobHandle:
-        """Apply the manifest with ``kubectl apply -f -``; FtiError naming kubectl's error."""
+        """Apply the manifest with ``kubectl apply -f -``; JobError naming kubectl's error."""
         kubectl = self._kubectl_path()
         done = subprocess.run(
             [kubectl, "apply", "-f", "-"], input=self.render_yaml(job).encode(),
             capture_output=True, timeout=60, check=False,
         )
         if done.returncode != 0:
-            raise FtiError(f"kubectl apply of job {job_name(job)} failed "
+            raise JobError(f"kubectl apply of job {job_name(job)} failed "
                            f"(exit {done.returncode}): {done.stderr.decode(errors='replace')}")
         return KubernetesJobHandle(job, kubectl, self.config.namespace)
 

@@ -34,8 +34,8 @@ from fti.connectors.errors import ConnectorError
 from fti.connectors.kafka.clients import ensure_topic_names
 from fti.connectors.kafka.publisher import Publisher
 from fti.connectors.kafka.reader import GroupReader, KafkaRecord
-from fti.errors import FtiError
-from fti.events import EventTime, RegistryEvent, RetrainRequest
+from fti.errors import EventError, FtiError
+from fti.events import EventTime, RegistryEvent, RetrainRequest, decode_event
 from fti.models.jobs.k8s_launcher import KubernetesJobConfig, KubernetesJobLauncher
 from fti.models.jobs.launchers import JobHandle, JobSpec, JobState, Launcher, LocalProcessLauncher
 from fti.models.specs import SPECS
@@ -299,8 +299,9 @@ class TrainerService:
 
     def _handle_record(self, record: KafkaRecord) -> None:
         try:
-            request = RetrainRequest.model_validate_json(record.value or b"")
-        except ValueError as ex:
+            request = decode_event(RetrainRequest, record.value or b"")
+        except EventError as ex:
+            metrics.RECORDS_SKIPPED.labels("trainer", record.topic).inc()
             log.warning("malformed retrain request at %s: %s", record.source, ex)
             return
         if self.submit(request) == "started":

@@ -26,7 +26,6 @@ from typing import Any
 
 from tqdm import tqdm
 
-from fti.errors import FtiError
 from fti.events import RegistryEvent
 from fti.features.definitions import FEATURE_COLUMNS
 from fti.features.training_data import (
@@ -37,6 +36,7 @@ from fti.features.training_data import (
     save_dataset_version,
 )
 from fti.models.devices import describe_device, select_device
+from fti.models.errors import JobError
 from fti.models.evaluation.assessment import Assessment, assess, card_evidence
 from fti.models.evaluation.model_card import CARD_FILE, ModelCardInfo, write_model_card
 from fti.models.hpo.records import best_params_from
@@ -129,7 +129,8 @@ def run_training_job(
 
     ``model`` names a spec in `specs.SPECS` (default ``settings.training.model_name``);
     ``params_from`` ("latest" or a file) overrides its hyperparameters with a `fti tune` result.
-    Raises FtiError (before anything is registered) when the data cannot train a model.
+    Raises an FtiError (JobError, TrainingDataError, ...) before anything is registered when
+    the data cannot train a model.
     """
     spec = spec_for(model or settings.training.model_name, settings)
     if params_from is not None:  # "latest" or a file written by `fti tune`
@@ -166,7 +167,7 @@ def _run_lora_job(
         if ex.name != "fti.models.trainers.lora":
             raise
         others = ", ".join(name for name in sorted(SPECS) if name != spec.name)
-        raise FtiError(
+        raise JobError(
             f"model {spec.name!r} (trainer kind 'lora') is trained by "
             "models/lora_trainer.py::run_lora_job, which is not in this installation; "
             f"add it, or train one of: {others}"
@@ -178,7 +179,7 @@ def _prepare_dataset(
     settings: Settings, spec: ModelSpec, steps: _Steps
 ) -> tuple[TrainingDataset, int]:
     if spec.view != VIEW_NAME:
-        raise FtiError(
+        raise JobError(
             f"model {spec.name!r} reads feature view {spec.view!r}, but the training job builds "
             f"datasets of view {VIEW_NAME!r} only"
         )

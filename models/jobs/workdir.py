@@ -18,8 +18,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from fti.errors import FtiError
 from fti.features.training_data import TrainingDataset
+from fti.models.errors import JobError
 from fti.models.specs import ModelSpec
 from fti.settings import Settings
 
@@ -58,7 +58,7 @@ def job_workdir(settings: Settings, spec: ModelSpec, dataset: TrainingDataset) -
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as ex:
-            raise FtiError(
+            raise JobError(
                 f"another training job of {spec.name} on the same dataset is running in {path}; "
                 "wait for it to finish"
             ) from ex

@@ -38,6 +38,7 @@ from pyarrow import fs as pafs
 
 from fti.errors import RegistryError
 from fti.events import RegistryEvent
+from fti.models.errors import VersionExistsError
 from fti.models.registry.diff import VersionDiff, diff_versions
 from fti.models.registry.history import (
     CHALLENGER,
@@ -62,7 +63,7 @@ from fti.models.registry.metadata import (
 )
 from fti.models.registry.state import ALIASES_FILE, APPROVALS_FILE, ModelState
 from fti.models.registry.store import RegistryStore
-from fti.models.registry.versions import VersionExistsError, VersionFolders, artifact_sources
+from fti.models.registry.versions import VersionFolders, artifact_sources
 
 __all__ = [
     "ALIASES_FILE", "APPROVALS_FILE", "CHALLENGER", "CHAMPION", "METADATA_FILE", "Approval",

@@ -33,6 +33,7 @@ from typing import Literal
 from pyarrow import fs as pafs
 
 from fti.errors import RegistryError
+from fti.models.errors import VersionExistsError
 from fti.models.registry.metadata import METADATA_FILE, check_name
 from fti.models.registry.store import RegistryStore
 
@@ -48,10 +49,6 @@ _NUMBER = re.compile(r"[1-9][0-9]*")
 
 MetadataFor = Callable[[int, dict[str, str]], bytes]
 ClaimOutcome = Literal["won", "taken", "contended"]
-
-
-class VersionExistsError(RegistryError):
-    """The version number asked for is already taken."""
 
 
 class VersionFolders:

@@ -18,8 +18,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from fti.errors import FtiError
 from fti.features.training_data import Split
+from fti.models.errors import TrainerError
 
 #: Called after each finished epoch (or round) with its number (from 1) and its losses.
 EpochCallback = Callable[[int, dict[str, float]], None]
@@ -75,5 +75,7 @@ def artifact_dir(source: Path | str | Sequence[str | Path]) -> Path:
         return Path(source)
     parents = {Path(name).parent for name in source}
     if len(parents) != 1:
-        raise FtiError(f"a model's files must sit in one directory, got {sorted(map(str, source))}")
+        raise TrainerError(
+            f"a model's files must sit in one directory, got {sorted(map(str, source))}"
+        )
     return parents.pop()

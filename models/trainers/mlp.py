@@ -30,9 +30,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from fti.errors import ConfigError, FtiError
+from fti.errors import ConfigError
 from fti.features.training_data import Split
 from fti.models.devices import describe_device, torch_device
+from fti.models.errors import TrainerError
 from fti.models.trainers.base import EpochCallback, FitResult, artifact_dir
 from fti.models.trainers.checkpoints import (
     latest_checkpoint,
@@ -111,7 +112,7 @@ class _Data:
 
 def _prepare(split: Split, params: MLPParams) -> _Data:
     if split.validation.num_rows == 0:
-        raise FtiError("the validation split is empty; early stopping needs validation rows")
+        raise TrainerError("the validation split is empty; early stopping needs validation rows")
     X, y = features_matrix(split.train), labels_vector(split.train).astype(np.float32)
     standardizer = Standardizer.fit(X)
     val_x = standardizer.transform(features_matrix(split.validation))

@@ -23,8 +23,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from fti.errors import FtiError
 from fti.features.definitions import FEATURE_COLUMNS
+from fti.models.errors import TrainerError
 
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "mlp.json"
@@ -95,7 +95,7 @@ class LoadedMLP:
         """Fraud probabilities (float32) for rows of ``X`` in `FEATURE_COLUMNS` order."""
         n = len(self.config["feature_columns"])
         if X.ndim != 2 or X.shape[1] != n:
-            raise FtiError(f"expected a (rows, {n}) matrix, got shape {X.shape}")
+            raise TrainerError(f"expected a (rows, {n}) matrix, got shape {X.shape}")
         if X.shape[0] == 0:
             return np.empty(0, dtype=np.float32)
         inputs = torch.from_numpy(self.standardizer.transform(X))
@@ -128,9 +128,11 @@ def load_mlp(directory: Path) -> LoadedMLP:
     directory = Path(directory)
     config = json.loads((directory / CONFIG_FILE).read_text())
     if config.get("format") != FORMAT:
-        raise FtiError(f"{directory / CONFIG_FILE} is not an {FORMAT} file: {config.get('format')}")
+        raise TrainerError(
+            f"{directory / CONFIG_FILE} is not an {FORMAT} file: {config.get('format')}"
+        )
     if config["feature_columns"] != list(FEATURE_COLUMNS):
-        raise FtiError(
+        raise TrainerError(
             f"MLP in {directory} was trained on features {config['feature_columns']}, "
             f"this code computes {list(FEATURE_COLUMNS)}; retrain it"
         )

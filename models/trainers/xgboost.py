@@ -15,10 +15,11 @@ from typing import Any
 import numpy as np
 import xgboost as xgb
 
-from fti.errors import ConfigError, FtiError
+from fti.errors import ConfigError
 from fti.features.definitions import FEATURE_COLUMNS
 from fti.features.training_data import Split
 from fti.models.devices import xgboost_device
+from fti.models.errors import TrainerError
 from fti.models.trainers.base import EpochCallback, FitResult, artifact_dir
 from fti.models.trainers.xgboost_model import (
     MODEL_FILE,
@@ -87,7 +88,9 @@ class XGBoostTrainer:
         ``progress`` is called once per boosting round after training (XGBoost runs in C++).
         """
         if split.validation.num_rows == 0:
-            raise FtiError("the validation split is empty; early stopping needs validation rows")
+            raise TrainerError(
+                "the validation split is empty; early stopping needs validation rows"
+            )
         params = xgboost_params(split, self.settings, xgboost_device(device)) | self.booster
         train = (features_matrix(split.train), labels_vector(split.train))
         validation = (features_matrix(split.validation), labels_vector(split.validation))

@@ -17,9 +17,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import xgboost as xgb
 
-from fti.errors import FtiError
 from fti.features.definitions import FEATURE_COLUMNS, LABEL_COLUMN
 from fti.features.training_data import Split
+from fti.models.errors import TrainerError
 from fti.settings import TrainingSettings
 
 MODEL_FILE = "model.ubj"
@@ -33,7 +33,7 @@ def features_matrix(table: pa.Table) -> np.ndarray:
     """Model inputs as float32, columns in `FEATURE_COLUMNS` order, nulls as NaN."""
     missing = [name for name in FEATURE_COLUMNS if name not in table.column_names]
     if missing:
-        raise FtiError(f"table lacks feature columns {missing}; it has {table.column_names}")
+        raise TrainerError(f"table lacks feature columns {missing}; it has {table.column_names}")
     columns = [
         pc.fill_null(table[name].cast(pa.float64()), np.nan).to_numpy() for name in FEATURE_COLUMNS
     ]
@@ -74,7 +74,7 @@ def train_xgboost(split: Split, params: TrainingSettings, device: str) -> xgb.Bo
     reloading it predicts exactly what it predicted here.
     """
     if split.validation.num_rows == 0:
-        raise FtiError("the validation split is empty; early stopping needs validation rows")
+        raise TrainerError("the validation split is empty; early stopping needs validation rows")
     classifier = xgb.XGBClassifier(**xgboost_params(split, params, device))
     classifier.fit(
         features_matrix(split.train),
@@ -92,7 +92,7 @@ def save_model(booster: xgb.Booster, path: Path) -> Path:
     """Save in XGBoost's format chosen by the suffix (``.ubj``, or ``.json``); return the path."""
     path = Path(path)
     if path.suffix not in _FORMATS:
-        raise FtiError(f"model file must end in one of {list(_FORMATS)}, got {path.name!r}")
+        raise TrainerError(f"model file must end in one of {list(_FORMATS)}, got {path.name!r}")
     booster.save_model(str(path))
     return path
 
@@ -101,7 +101,7 @@ def load_model(path: Path) -> xgb.Booster:
     """Load a model saved by `save_model` (check its sha256 first, e.g. via the registry)."""
     path = Path(path)
     if path.suffix not in _FORMATS:
-        raise FtiError(f"model file must end in one of {list(_FORMATS)}, got {path.name!r}")
+        raise TrainerError(f"model file must end in one of {list(_FORMATS)}, got {path.name!r}")
     booster = xgb.Booster(params={"nthread": _THREADS})
     booster.load_model(str(path))
     return booster
@@ -110,7 +110,7 @@ def load_model(path: Path) -> xgb.Booster:
 def predict_scores(booster: xgb.Booster, X: np.ndarray) -> np.ndarray:
     """Fraud probabilities for rows of ``X`` (features in `FEATURE_COLUMNS` order)."""
     if X.ndim != 2 or X.shape[1] != len(FEATURE_COLUMNS):
-        raise FtiError(f"expected a (rows, {len(FEATURE_COLUMNS)}) matrix, got shape {X.shape}")
+        raise TrainerError(f"expected a (rows, {len(FEATURE_COLUMNS)}) matrix, got shape {X.shape}")
     if X.shape[0] == 0:
         return np.empty(0, dtype=np.float32)
     return np.asarray(booster.inplace_predict(X), dtype=np.float32)
