@@ -73,7 +73,7 @@ def test_a_missing_lora_trainer_is_a_clear_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(sys.modules, "fti.models.trainers.lora", None)  # import fails
-    with pytest.raises(FtiError, match=r"models/lora_trainer.py::run_lora_job.*fraud-mlp"):
+    with pytest.raises(FtiError, match=r"fti.models.trainers.lora.run_lora_job.*fraud-mlp"):
         run_training_job(Settings(data_dir=tmp_path), model="preference-lora")
 
 

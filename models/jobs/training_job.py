@@ -169,7 +169,7 @@ def _run_lora_job(
         others = ", ".join(name for name in sorted(SPECS) if name != spec.name)
         raise JobError(
             f"model {spec.name!r} (trainer kind 'lora') is trained by "
-            "models/lora_trainer.py::run_lora_job, which is not in this installation; "
+            "fti.models.trainers.lora.run_lora_job, which is not in this installation; "
             f"add it, or train one of: {others}"
         ) from ex
     return lora.run_lora_job(settings, spec, reason, publish, progress)
