@@ -211,3 +211,21 @@ def test_select_device() -> None:
     assert select_device(" CPU ") == "cpu"
     with pytest.raises(FtiError, match=r"one of \['auto', 'cpu', 'cuda', 'xla', 'mps'\]"):
         select_device("tpu")
+
+
+def test_an_undelivered_registry_event_is_reported_not_called_published(store: Settings) -> None:
+    from fti.connectors.kafka.publisher import DeliveryError
+
+    delivered: list[RegistryEvent] = []
+
+    def publish(event: RegistryEvent) -> None:
+        if event.event == "promoted":
+            raise DeliveryError("Kafka did not acknowledge 1 message(s)", {"registry.events": 1})
+        delivered.append(event)
+
+    result = run_training_job(store, reason="manual", publish=publish)
+
+    assert result.version == 1 and result.promoted  # registered and promoted all the same
+    assert result.published == ["registered"] and [e.event for e in delivered] == ["registered"]
+    assert result.unpublished is not None and "['promoted']" in result.unpublished
+    assert "NOT published" in result.unpublished

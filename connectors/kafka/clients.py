@@ -10,22 +10,28 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from fti.connectors.kafka.logs import librdkafka_logger
 from fti.errors import BrokerError
 from fti.settings import KafkaSettings, TopicSettings
 
 log = logging.getLogger(__name__)
 
 
+def client_config(kafka: KafkaSettings) -> dict[str, Any]:
+    """`kafka.client_config()` with librdkafka's logs routed to Python logging, rate-limited."""
+    return {**kafka.client_config(), "logger": librdkafka_logger()}
+
+
 def make_producer(kafka: KafkaSettings, **overrides: Any) -> Producer:
     """A producer with idempotent-friendly defaults (acks=all, small linger for batching)."""
-    config = {"linger.ms": 5, "acks": "all", **kafka.client_config(), **overrides}
+    config = {"linger.ms": 5, "acks": "all", **client_config(kafka), **overrides}
     return Producer(config)
 
 
 def make_consumer(kafka: KafkaSettings, group_id: str | None = None, **overrides: Any) -> Consumer:
     """A consumer; with `group_id` it joins that group (short session timeout for Tansu)."""
     config: dict[str, Any] = {
-        **kafka.client_config(),
+        **client_config(kafka),
         # Sources assign partitions themselves; a group id is still required by librdkafka.
         "group.id": group_id or "fti-unused",
         "enable.auto.commit": False,
@@ -48,7 +54,7 @@ def ensure_topic_names(
 ) -> None:
     """Create the topics among `names` that do not exist yet; raise `BrokerError` when the
     broker cannot be reached or refuses."""
-    admin = AdminClient(kafka.client_config())
+    admin = AdminClient(client_config(kafka))
     try:
         existing = set(admin.list_topics(timeout=timeout_s).topics)
     except KafkaException as ex:
@@ -74,7 +80,8 @@ def wait_for_broker(
 ) -> None:
     """Block until a broker at `bootstrap_servers` answers a metadata request; raise
     `BrokerError` on time-out, or as soon as `exited()` returns an exit code."""
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 0})
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 0,
+                         "logger": librdkafka_logger()})
     deadline = time.monotonic() + timeout_s
     last_error: Exception | None = None
     while time.monotonic() < deadline:
@@ -98,9 +105,25 @@ def wait_for_broker(
 def partitions_of(kafka: KafkaSettings, topic: str, timeout_s: float = 10.0) -> list[int]:
     """Partition ids of `topic`; raise `BrokerError` if it does not exist."""
     # Ask for all topics: a metadata request naming one may auto-create it on some brokers.
-    metadata = AdminClient(kafka.client_config()).list_topics(timeout=timeout_s)
+    metadata = AdminClient(client_config(kafka)).list_topics(timeout=timeout_s)
     info = metadata.topics.get(topic)
     if info is None or info.error is not None or not info.partitions:
         reason = info.error if info is not None else "not found"
         raise BrokerError(f"topic {topic!r} is not available: {reason}")
     return sorted(info.partitions)
+
+
+def check_reachable(kafka: KafkaSettings, timeout_s: float = 5.0) -> None:
+    """Raise `BrokerError` in one line unless a broker answers within `timeout_s`."""
+    admin = AdminClient(client_config(kafka))
+    try:
+        brokers = admin.list_topics(timeout=timeout_s).brokers
+    except KafkaException as ex:
+        brokers, reason = {}, str(ex.args[0] if ex.args else ex)
+    else:
+        reason = "no broker in the metadata"
+    if not brokers:
+        raise BrokerError(
+            f"no Kafka broker answered at {kafka.bootstrap_servers} within {timeout_s:g}s "
+            f"({reason}); start one (`fti broker`, `fti up`) or set FTI_KAFKA__BOOTSTRAP_SERVERS"
+        )

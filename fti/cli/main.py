@@ -88,15 +88,22 @@ def cmd_trainer(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     """Train once now, gate, register, and publish the registry events."""
+    from fti.connectors.kafka.clients import check_reachable
     from fti.models.jobs.trainer_service import RegistryEventPublisher
     from fti.models.jobs.training_job import run_training_job
 
-    publish = None if args.no_publish else RegistryEventPublisher(settings)
+    publish = None
+    if not args.no_publish:
+        check_reachable(settings.kafka)  # fail in seconds, before training, not after
+        publish = RegistryEventPublisher(settings)
     result = run_training_job(
         settings, reason=args.reason, publish=publish, progress=True, model=args.model or None,
         params_from=args.params_from,
     )
     print(json.dumps(_jsonable(result.__dict__), default=str))
+    if result.unpublished:
+        print(f"fti train: {result.unpublished}", file=sys.stderr)
+        return 3
     return 0
 
 

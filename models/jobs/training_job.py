@@ -19,13 +19,14 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
+from fti.connectors.errors import ConnectorError
 from fti.events import RegistryEvent
 from fti.features.definitions import FEATURE_COLUMNS
 from fti.features.training_data import (
@@ -70,6 +71,9 @@ class TrainingResult:
     device: str
     duration_s: float
     trainer: str = "xgboost"
+    #: Registry events delivered to Kafka; an event not delivered is named in `unpublished`.
+    published: list[str] = field(default_factory=list)
+    unpublished: str | None = None
 
     @classmethod
     def of(
@@ -149,12 +153,13 @@ def run_training_job(
         steps.done(
             "registered %s v%d (promoted: %s)", version.model, version.version, version.promoted
         )
-        _announce(settings, version, publish, steps)
+        published, unpublished = _announce(settings, version, publish, steps)
     finally:
         steps.close()
     duration = time.monotonic() - start
     ran_on = fitted.params["device"]
-    return TrainingResult.of(version, dataset_version, ran_on, duration, spec.kind)
+    result = TrainingResult.of(version, dataset_version, ran_on, duration, spec.kind)
+    return replace(result, published=published, unpublished=unpublished)
 
 
 def _run_lora_job(
@@ -326,8 +331,11 @@ def _register(
 
 def _announce(
     settings: Settings, version: ModelVersion, publish: Publish | None, steps: _Steps
-) -> None:
-    """Promote a passing version, then publish "registered" (and "promoted") events."""
+) -> tuple[list[str], str | None]:
+    """Promote a passing version, then publish "registered" (and "promoted") events.
+
+    Return the events delivered and, when one was not, why (the version stays registered).
+    """
     registry = ModelRegistry(settings.registry_location)
     events = [registry.event(version.model, version.version, "registered")]
     if version.promoted:
@@ -337,7 +345,20 @@ def _announce(
         registry.set_alias(version.model, CHAMPION, version.version, reason=why,
                            actor="fti-gates")
         events.append(registry.event(version.model, version.version, "promoted", CHAMPION))
+    if publish is None:
+        steps.done("not publishing registry events for %s v%d", version.model, version.version)
+        return [], None
+    published: list[str] = []
     for event in events:
-        if publish is not None:
+        try:
             publish(event)
-    steps.done("published %s for %s v%d", [e.event for e in events], version.model, version.version)
+        except ConnectorError as ex:
+            missing = [e.event for e in events if e.event not in published]
+            problem = f"registry events {missing} of {version.model} v{version.version} were " \
+                      f"NOT published: {ex}"
+            logger.error("%s", problem)
+            steps.done("registered %s v%d, events not published", version.model, version.version)
+            return published, problem
+        published.append(event.event)
+    steps.done("published %s for %s v%d", published, version.model, version.version)
+    return published, None
