@@ -90,6 +90,15 @@ class EmbeddedBroker:
             process.kill()
             process.wait(timeout_s)
 
+    def exit_code(self) -> int | None:
+        """The broker process's exit code once it has ended; None while it runs."""
+        return None if self._process is None else self._process.poll()
+
+    @property
+    def pid(self) -> int | None:
+        """Process id of the running broker."""
+        return None if self._process is None else self._process.pid
+
     def wait(self) -> int:
         """Block until the broker process exits; return its exit code."""
         if self._process is None:

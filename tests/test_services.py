@@ -107,3 +107,27 @@ def test_broker_command_creates_topics_and_stops_on_sigterm(tmp_path: Path) -> N
         code = process.wait(30)
     assert code == 0
     wait_for(lambda: port_is_free("127.0.0.1", port), timeout_s=10, what="the port to be freed")
+
+
+def test_broker_command_exits_non_zero_when_its_broker_process_dies(tmp_path: Path) -> None:
+    import psutil
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FTI_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fti", "broker", "--port", str(port)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        line = process.stdout.readline() if process.stdout else ""
+        while line and "broker ready" not in line:
+            line = process.stdout.readline() if process.stdout else ""
+        [tansu] = psutil.Process(process.pid).children()
+        tansu.kill()  # as if the broker crashed
+        code = process.wait(15)
+        rest = process.stdout.read() if process.stdout else ""
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert code == 1
+    assert "the broker process exited with code" in rest

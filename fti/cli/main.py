@@ -35,8 +35,13 @@ def cmd_broker(args: argparse.Namespace, settings: Settings) -> int:
         kafka = settings.kafka.model_copy(update={"bootstrap_servers": broker.bootstrap_servers})
         ensure_topics(kafka, settings.topics)
         topics = ", ".join(settings.topics.all())
-        print(f"broker ready on {broker.bootstrap_servers}; topics: {topics}")
-        stop.wait()
+        print(f"broker ready on {broker.bootstrap_servers}; topics: {topics}", flush=True)
+        while not stop.wait(0.5):
+            code = broker.exit_code()
+            if code is not None:  # a supervisor must see the broker die
+                print(f"fti broker: the broker process exited with code {code}; its topics "
+                      "are gone (memory storage)", file=sys.stderr)
+                return 1
     return 0
 
 
