@@ -206,7 +206,9 @@ class OnlineStoreSettings(_Section):
 
 
 class RecoverySettings(_Section):
-    """Bytewax recovery for the feature flow: state and Kafka offsets snapshotted to `dir`."""
+    """Bytewax recovery of the flows: state and Kafka offsets snapshotted to `dir` every
+    `snapshot_s`. Off for a bare `fti flow` unless `dir` is set; `fti up` and `fti demo`
+    turn it on under `data_dir/recovery`."""
 
     dir: Path | None = None
     snapshot_s: float = Field(2.0, gt=0)
@@ -284,6 +286,12 @@ class Settings(BaseSettings):
     def offline_location(self) -> str | Path:
         """Where the offline store lives: `offline_uri` when set, else `offline_dir`."""
         return self.offline_uri or self.offline_dir
+
+    @property
+    def service_recovery_dir(self) -> Path:
+        """Recovery snapshots of the flows that `fti up` and `fti demo` run: `recovery.dir`
+        when set, else `data_dir/recovery` (recovery is on by default for services)."""
+        return self.recovery.dir or self.data_dir / "recovery"
 
     @property
     def registry_dir(self) -> Path:

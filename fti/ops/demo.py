@@ -116,6 +116,8 @@ def _fresh_data_dir(settings: Settings) -> Path:
             shutil.rmtree(path)
         elif path.exists():
             path.unlink()
+    # The demo's broker starts empty: earlier recovery snapshots would skip its records.
+    shutil.rmtree(settings.service_recovery_dir, ignore_errors=True)
     (data_dir / "logs").mkdir(parents=True, exist_ok=True)
     return data_dir
 
@@ -125,6 +127,7 @@ def _service_env(settings: Settings, bootstrap: str) -> dict[str, str]:
     env.update({
         "FTI_DATA_DIR": str(settings.data_dir.resolve()),
         "FTI_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
+        "FTI_RECOVERY__DIR": str(settings.service_recovery_dir.resolve()),
         "PYTHONUNBUFFERED": "1",
     })
     return env

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -80,6 +81,7 @@ def service_env(settings: Settings, bootstrap_servers: str) -> dict[str, str]:
         "FTI_METRICS__MONITOR_PORT": str(m.monitor_port),
         "FTI_METRICS__TRAINER_PORT": str(m.trainer_port),
         "FTI_METRICS__INFERENCE_PORT": str(m.inference_port),
+        "FTI_RECOVERY__DIR": str(Path(settings.service_recovery_dir).resolve()),
         "PYTHONUNBUFFERED": "1",
     }
 
@@ -170,6 +172,9 @@ def run_up(settings: Settings, stop: threading.Event | None = None,
             bootstrap = broker.bootstrap_servers if broker else settings.kafka.bootstrap_servers
             if broker is not None:
                 _follow_broker(broker, stop, broker_lost)
+                # A new embedded broker starts empty (memory storage): offsets snapshotted
+                # against an earlier one would skip its records.
+                shutil.rmtree(settings.service_recovery_dir, ignore_errors=True)
             _create_topics(settings, bootstrap)
             supervisor = Supervisor(service_specs(settings), service_env(settings, bootstrap),
                                     log_dir)

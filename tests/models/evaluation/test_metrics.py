@@ -1,4 +1,5 @@
-"""PR AUC, ROC / PR curve points and regression metrics of models/evaluation.py vs scikit-learn."""
+"""Metrics of models/evaluation/metrics.py: ROC AUC by hand, the confusion matrix and
+threshold metrics; PR AUC, ROC / PR curve points and regression metrics vs scikit-learn."""
 
 from __future__ import annotations
 
@@ -14,6 +15,67 @@ from fti.models.evaluation.metrics import (
     pr_curve,
     roc_curve,
 )
+
+
+def _pairwise_auc(y: np.ndarray, s: np.ndarray) -> float:
+    pos, neg = s[y == 1], s[y == 0]
+    wins = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+    return float(wins / (len(pos) * len(neg)))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_auc_matches_pairwise_with_ties(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, 300)
+    scores = np.round(rng.random(300) * 0.5 + 0.3 * y, 1)  # coarse values: many ties
+    assert evaluate(y, scores)["roc_auc"] == pytest.approx(_pairwise_auc(y, scores), abs=1e-12)
+
+
+def test_auc_extremes() -> None:
+    y = np.array([0, 0, 1, 1])
+    assert evaluate(y, [0.1, 0.2, 0.8, 0.9])["roc_auc"] == 1.0
+    assert evaluate(y, [0.9, 0.8, 0.2, 0.1])["roc_auc"] == 0.0
+    assert evaluate(y, [0.5, 0.5, 0.5, 0.5])["roc_auc"] == 0.5
+
+
+def test_confusion_matrix_and_threshold_metrics() -> None:
+    y = [1, 1, 1, 0, 0, 0, 0, 1]
+    s = [0.9, 0.6, 0.2, 0.7, 0.1, 0.4, 0.5, 0.5]
+    m = evaluate(y, s, threshold=0.5)
+    assert m["confusion_matrix"] == {"tn": 2, "fp": 2, "fn": 1, "tp": 3}
+    assert (m["rows"], m["positives"], m["single_class"]) == (8, 4, False)
+    assert m["precision"] == pytest.approx(3 / 5)
+    assert m["recall"] == pytest.approx(3 / 4)
+    assert m["f1"] == pytest.approx(2 * 0.6 * 0.75 / (0.6 + 0.75))
+    assert m["accuracy"] == pytest.approx(5 / 8)
+
+
+def test_single_class_is_flagged() -> None:
+    m = evaluate([0, 0, 0], [0.1, 0.7, 0.2])
+    assert (m["roc_auc"], m["single_class"], m["precision"], m["recall"], m["f1"]) == (
+        0.5,
+        True,
+        0.0,
+        0.0,
+        0.0,
+    )
+
+
+@pytest.mark.parametrize(
+    ("y", "s", "match"),
+    [
+        ([0, 1], [0.1], "differ in length"),
+        ([], [], "zero rows"),
+        ([0, 2], [0.1, 0.2], "only 0"),
+        ([0, 1], [0.1, float("nan")], "finite"),
+    ],
+)
+def test_bad_inputs(y: list, s: list, match: str) -> None:
+    with pytest.raises(FtiError, match=match):
+        evaluate(y, s)
+
+
+# -- vs scikit-learn: PR AUC, curves, regression ---------------------------------------------
 
 
 def _tied_data(seed: int, rows: int = 400, rate: float = 0.3) -> tuple[np.ndarray, np.ndarray]:

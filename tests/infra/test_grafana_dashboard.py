@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tests.test_metric_catalogue import ROOT, documented_metrics, promql_problems
-from tests.test_prometheus import promtool
+from tests.infra.test_prometheus import promtool
 
 DASHBOARD = ROOT / "infra" / "grafana" / "fti-dashboard.json"
 DATASOURCE = {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}

@@ -14,7 +14,7 @@ import pytest
 
 from fti.infra.embedded_broker import free_port
 from tests.support import wait_for
-from tests.test_supervisor import gone
+from tests.ops.test_supervisor import gone
 
 SERVICES = ("features", "monitor", "trainer", "inference")
 

@@ -28,7 +28,7 @@ import yaml
 from fti.infra.embedded_broker import free_port
 from tests.support import wait_for
 from tests.test_metric_catalogue import ROOT, promql_problems
-from tests.test_up import SERVICES, logs
+from tests.e2e.test_up import SERVICES, logs
 
 INFRA = ROOT / "infra"
 ALERTS = INFRA / "alerts.yml"
@@ -247,7 +247,7 @@ def test_prometheus_scrapes_every_fti_service(tmp_path: Path) -> None:
 
 def dashboard_expressions() -> list[str]:
     """Every PromQL expression of the Grafana dashboard, its interval variables set."""
-    from tests.test_grafana_dashboard import DASHBOARD, GRAFANA_VARIABLES, expressions
+    from tests.infra.test_grafana_dashboard import DASHBOARD, GRAFANA_VARIABLES, expressions
 
     found = []
     for _, expr in expressions(json.loads(DASHBOARD.read_text())):

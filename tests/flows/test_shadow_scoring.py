@@ -23,7 +23,7 @@ from fti.ops.producer import StreamProducer
 from fti.settings import Settings, TopicSettings
 from fti.synthetic.transactions import StreamSpec
 from tests.support import read_topic, running_flow, wait_for
-from tests.test_inference_flow import register_model
+from tests.flows.test_inference import register_model
 
 
 def register_challenger(settings: Settings, tmp: Path, seed: int) -> int:

@@ -1,5 +1,5 @@
-"""Services as an operator runs them: `fti flow …` and `fti broker` processes, metrics over
-HTTP, graceful stop on SIGTERM."""
+"""A flow as an operator runs it: a `fti flow features` process, metrics over HTTP, graceful
+stop on SIGTERM."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from fti.connectors.offline.store import LanceOfflineStore
 from fti.features.definitions import FEATURES_TABLE
-from fti.infra.embedded_broker import free_port, port_is_free
+from fti.infra.embedded_broker import free_port
 from fti.ops.producer import StreamProducer
 from fti.settings import Settings
 from fti.synthetic.transactions import StreamSpec
@@ -88,46 +88,3 @@ def test_feature_service_serves_metrics_and_stops_gracefully(
         code = process.wait(30)
     assert code == 0, (tmp_path / "features.log").read_text()[-2000:]
     assert "stopped" in (tmp_path / "features.log").read_text()
-
-
-def test_broker_command_creates_topics_and_stops_on_sigterm(tmp_path: Path) -> None:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FTI_")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "fti", "broker", "--port", str(port)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    try:
-        first_line = process.stdout.readline() if process.stdout else ""
-        while first_line and "broker ready" not in first_line:
-            first_line = process.stdout.readline() if process.stdout else ""
-        assert f"127.0.0.1:{port}" in first_line and "transactions.dlq" in first_line
-    finally:
-        process.send_signal(signal.SIGTERM)
-        code = process.wait(30)
-    assert code == 0
-    wait_for(lambda: port_is_free("127.0.0.1", port), timeout_s=10, what="the port to be freed")
-
-
-def test_broker_command_exits_non_zero_when_its_broker_process_dies(tmp_path: Path) -> None:
-    import psutil
-
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FTI_")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "fti", "broker", "--port", str(port)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    try:
-        line = process.stdout.readline() if process.stdout else ""
-        while line and "broker ready" not in line:
-            line = process.stdout.readline() if process.stdout else ""
-        [tansu] = psutil.Process(process.pid).children()
-        tansu.kill()  # as if the broker crashed
-        code = process.wait(15)
-        rest = process.stdout.read() if process.stdout else ""
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert code == 1
-    assert "the broker process exited with code" in rest

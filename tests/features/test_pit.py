@@ -138,7 +138,7 @@ def test_errors_name_the_problem() -> None:
 
 
 def test_quick_benchmark_runs_and_engines_agree() -> None:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
     import pit_join
 
     args = pit_join.parse_args(["--quick"])

@@ -24,7 +24,7 @@ from fti.ops.producer import StreamProducer
 from fti.settings import Settings, ValidationSettings
 from fti.synthetic.transactions import StreamSpec, generate
 from tests.support import wait_for
-from tests.test_services import service_env
+from tests.flows.test_service import service_env
 
 SPEC = StreamSpec(count=12000, drift_at=6000, bad_fraction=0.02, seed=21)
 

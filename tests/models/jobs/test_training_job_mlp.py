@@ -22,7 +22,7 @@ from fti.models.trainers.xgboost_model import features_matrix, labels_vector
 from fti.settings import Settings
 from tests.test_training_job import ROWS, _append, _batch, _settings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 
 #: Runs the fraud-mlp job, but stops after the checkpoint of epoch 2 until it is killed.
 CHILD = """

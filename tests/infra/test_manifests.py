@@ -12,7 +12,7 @@ import yaml
 
 from fti.settings import MetricsSettings, Settings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "infra" / "k8s"
 COMPOSE = ROOT / "infra" / "compose"
 WORKLOADS = {"Deployment", "StatefulSet", "Job"}
