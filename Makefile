@@ -20,10 +20,12 @@ demo: $(STAMP)
 
 test: $(STAMP) lint lint-imports
 	bash infra/install-prometheus.sh
+	bash infra/install-redis.sh
 	$(BIN)/python -m pytest
 
 test-fast: $(STAMP)
 	bash infra/install-prometheus.sh
+	bash infra/install-redis.sh
 	$(BIN)/python -m pytest -m "not slow"
 
 lint: $(STAMP)

@@ -23,10 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from fti.connectors.kafka.clients import wait_for_broker
+from fti.connectors.kafka.reader import TopicsReader
+from fti.connectors.offline.store import LanceOfflineStore
+from fti.features.definitions import FEATURES_TABLE
 from fti.infra.embedded_broker import free_port
 from fti.ops.producer import StreamProducer
-from fti.settings import settings_in
-from fti.synthetic.transactions import StreamSpec
+from fti.settings import KafkaSettings, Settings, settings_in
+from fti.synthetic.transactions import BAD_KINDS, StreamSpec
 
 SERVICES = {"features": "flow features", "monitor": "flow monitor",
             "inference": "flow inference", "trainer": "fti trainer"}
@@ -61,8 +64,37 @@ def rss_mb(pid: int) -> float:
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def main(minutes: float, rate: float, sample_s: float = 30.0, warmup_s: float = 60.0
-         ) -> dict[str, Any]:
+def count_records(kafka: KafkaSettings, topic: str, quiet_s: float = 2.0) -> int:
+    """Records in `topic`, read from the beginning until none arrived for `quiet_s`."""
+    reader, total = TopicsReader(kafka, [topic]), 0
+    quiet_since = time.monotonic()
+    try:
+        while time.monotonic() - quiet_since < quiet_s:
+            batch = reader.read_batch(10_000, 0.2)
+            if batch:
+                total += len(batch)
+                quiet_since = time.monotonic()
+    finally:
+        reader.close()
+    return total
+
+
+def accounted(settings: Settings, produced: int, timeout_s: float = 180.0) -> dict[str, int]:
+    """Wait until offline rows + DLQ records cover every produced transaction (or time-out);
+    return both counts and how many are missing."""
+    offline = LanceOfflineStore(settings.offline_location)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        rows = offline.count(FEATURES_TABLE)
+        dlq = count_records(settings.kafka, settings.topics.dlq)
+        if rows + dlq >= produced or time.monotonic() > deadline:
+            return {"offline_feature_rows": rows, "dlq_events": dlq,
+                    "missing": produced - rows - dlq}
+        time.sleep(2)
+
+
+def main(minutes: float, rate: float, sample_s: float = 30.0, warmup_s: float = 60.0,
+         bad_fraction: float = 0.001 * len(BAD_KINDS)) -> dict[str, Any]:
     """Run the soak; return the figures."""
     data_dir = Path(tempfile.mkdtemp(prefix="fti-soak-"))
     port = free_port()
@@ -77,7 +109,9 @@ def main(minutes: float, rate: float, sample_s: float = 30.0, warmup_s: float = 
     wait_for_broker(f"127.0.0.1:{port}", 60)
     settings = settings_in(env)
     count = int(minutes * 60 * rate)
-    producer = StreamProducer(settings, StreamSpec(count=count, seed=3, bad_fraction=0.01))
+    # Every kind of bad input, poison included, at bad_fraction / len(BAD_KINDS) each.
+    producer = StreamProducer(settings, StreamSpec(count=count, seed=3,
+                                                   bad_fraction=bad_fraction))
     sender = threading.Thread(target=producer.send, args=(count, rate), daemon=True)
     started = time.monotonic()
     sender.start()
@@ -96,6 +130,8 @@ def main(minutes: float, rate: float, sample_s: float = 30.0, warmup_s: float = 
         last.update(now)
         samples.append({"t": round(time.monotonic() - started), **{k: round(v[1], 1)
                                                                   for k, v in now.items()}})
+    sender.join()
+    accounting = accounted(settings, producer.counts.transactions)  # before the broker stops
     up.send_signal(signal.SIGTERM)
     code = up.wait(120)
     from fti.models.registry import ModelRegistry
@@ -103,6 +139,7 @@ def main(minutes: float, rate: float, sample_s: float = 30.0, warmup_s: float = 
     versions = ModelRegistry(settings.registry_location).versions(settings.training.model_name)
     return {
         "minutes": minutes, "rate": rate, "events_produced": producer.counts.transactions,
+        "bad_events_produced": producer.counts.bad_transactions, **accounting,
         "rss_start_mb": {k: round(v[1], 1) for k, v in first.items()},
         "rss_end_mb": {k: round(v[1], 1) for k, v in last.items()},
         "rss_growth_mb": {k: round(last[k][1] - first[k][1], 1) for k in first if k in last},
@@ -117,5 +154,8 @@ if __name__ == "__main__":
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--sample-s", type=float, default=30.0)
+    parser.add_argument("--bad-fraction", type=float, default=0.001 * len(BAD_KINDS),
+                        help="share of bad events, spread evenly over every kind (poison too)")
     args = parser.parse_args()
-    print(json.dumps(main(args.minutes, args.rate, args.sample_s)))
+    print(json.dumps(main(args.minutes, args.rate, args.sample_s,
+                          bad_fraction=args.bad_fraction)))

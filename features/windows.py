@@ -130,8 +130,20 @@ def past_of(entries: Sequence[Sequence[Any]], current: WindowEntry) -> list[Sequ
     return past
 
 
-def update_window(window: CardWindow, entry: WindowEntry) -> tuple[CardWindow, dict[str, float]]:
-    """Add `entry` to `window`; return the pruned window and the entry's window features."""
+def update_window(
+    window: CardWindow, entry: WindowEntry, max_entries: int | None = None
+) -> tuple[CardWindow, dict[str, float]]:
+    """Add `entry` to `window`; return the pruned window and the entry's window features.
+
+    The window keeps 24 h of events and, with `max_entries`, at most that many (the oldest
+    are dropped first), so an entity's state is bounded whatever its rate.
+
+    >>> w = CardWindow()
+    >>> for i in range(5):
+    ...     w, _ = update_window(w, WindowEntry(float(i), 1.0, "DE", f"t{i}"), max_entries=3)
+    >>> [e.tx_id for e in w.entries]
+    ['t2', 't3', 't4']
+    """
     entries = window.entries
     features = window_features(past_of(entries, entry), entry)
     if any(e.tx_id == entry.tx_id for e in entries):
@@ -142,5 +154,7 @@ def update_window(window: CardWindow, entry: WindowEntry) -> tuple[CardWindow, d
         entries.insert(bisect.bisect_right([e.ts for e in entries], entry.ts), entry)
     oldest_kept = entries[-1].ts - DAY_S
     if entries[0].ts <= oldest_kept:
-        window.entries = [e for e in entries if e.ts > oldest_kept]
+        window.entries = entries = [e for e in entries if e.ts > oldest_kept]
+    if max_entries is not None and len(entries) > max_entries:
+        del entries[: len(entries) - max_entries]
     return window, features

@@ -38,6 +38,7 @@ from fti.features.windows import (
     event_features,
     update_window,
 )
+from fti.flows.expiry import expiring_map
 from fti.flows.records import Decoded, Rejected, flow_from_environment, guarded, to_dlq
 from fti.flows.sinks import KafkaProducerSink
 from fti.flows.sources import KafkaPartitionSource
@@ -73,12 +74,12 @@ def validate_label(record: KafkaRecord) -> Decoded | Rejected:
 
 
 def card_features(
-    window: CardWindow | None, decoded: Decoded[Transaction]
+    window: CardWindow | None, decoded: Decoded[Transaction], max_entries: int | None = None
 ) -> tuple[CardWindow, FeatureRow]:
     """Stateful step: update the card's window and build the offline/online feature row."""
     tx, record = decoded.event, decoded.record
     entry = WindowEntry(tx.ts.timestamp(), tx.amount, tx.country, tx.tx_id)
-    window, window_values = update_window(window or CardWindow(), entry)
+    window, window_values = update_window(window or CardWindow(), entry, max_entries)
     row: FeatureRow = {
         "tx_id": tx.tx_id,
         "card_id": tx.card_id,
@@ -193,7 +194,11 @@ def get_flow(settings: Settings, stop: threading.Event | None = None) -> Dataflo
     )
     tx_split = op.branch("tx_valid", checked, lambda x: isinstance(x, Decoded))
     by_card = op.key_on("key_card", tx_split.trues, lambda d: d.event.card_id)
-    rows = op.stateful_map("card_windows", by_card, card_features)  # (card_id, FeatureRow)
+    rows = expiring_map(
+        "card_windows", by_card,
+        partial(card_features, max_entries=settings.state.max_window_entries),
+        settings.state.entity_ttl_s,
+    )  # (card_id, FeatureRow)
     op.output("feature_store_out", rows, FeatureStoreSink(settings))
 
     labels_in = op.input(

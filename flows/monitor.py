@@ -34,6 +34,7 @@ from fti.events import (
 )
 from fti.features.validation import parse_transaction
 from fti.features.windows import event_features
+from fti.flows.expiry import expiring_flat_map
 from fti.flows.live_metrics import LiveMetrics, LiveMetricsBook, export
 from fti.flows.records import SkipLog, flow_from_environment
 from fti.flows.sinks import KafkaProducerSink, OutMessage
@@ -198,7 +199,8 @@ def get_flow(settings: Settings, stop: threading.Event | None = None) -> Dataflo
     )  # KafkaRecord
     routed = op.flat_map("route", records, lambda r: to_observations(r, settings, features))
     split = op.branch("to_policy", routed, lambda kv: kv[0] == "policy")
-    joined = op.stateful_flat_map("join_labels", split.falses, join_labelled)
+    joined = expiring_flat_map("join_labels", split.falses, join_labelled,
+                               settings.monitor.join_ttl_s)
     # (tx_id, LabelledPrediction)
     errors = op.map("to_error", joined, lambda kv: (kv[0], kv[1].error()))
     by_served = op.key_on("key_served_model", op.map("labelled", joined, lambda kv: kv[1]),

@@ -165,6 +165,11 @@ class MonitorSettings(_Section):
     debounce_within: int = Field(1000, ge=1, description="...each within this many values")
     persist: int = Field(0, ge=0, description="Or: the shift persists over this many values")
     live_window: int = Field(1000, ge=1, description="Labelled predictions in the live metrics")
+    join_ttl_s: float = Field(
+        86400.0, gt=0,
+        description="A prediction waits this long (processing time) for its label, then is "
+                    "dropped from the join state",
+    )
 
 
 class TrainingSettings(_Section):
@@ -215,6 +220,19 @@ class RecoverySettings(_Section):
     backup_s: float = Field(30.0, ge=0)
 
 
+class StateSettings(_Section):
+    """Bounds on the feature flow's per-entity state."""
+
+    entity_ttl_s: float = Field(
+        2 * 86400.0, gt=0,
+        description="An entity without events for this long (processing time) leaves the "
+                    "flow's state; its online row stays",
+    )
+    max_window_entries: int = Field(
+        100_000, ge=1, description="Events kept per entity window; the oldest go first"
+    )
+
+
 class InferenceSettings(_Section):
     """The inference flow: which model it follows and the label threshold on the score."""
 
@@ -245,6 +263,7 @@ class Settings(BaseSettings):
     inference: InferenceSettings = InferenceSettings()
     online: OnlineStoreSettings = OnlineStoreSettings()
     recovery: RecoverySettings = RecoverySettings()
+    state: StateSettings = StateSettings()
     offline_uri: str | None = Field(
         None, description="Offline store on object storage (s3://bucket/prefix); default: data_dir"
     )

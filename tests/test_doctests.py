@@ -14,9 +14,12 @@ import pkgutil
 import pytest
 
 import fti
+from fti.settings import OnlineStoreSettings
 
 #: Modules whose imports need an optional extra that a plain install lacks.
 OPTIONAL = {"fti.models.hpo.ray_tune"}
+#: Examples that talk to Redis name the default address; they run against the session's Redis.
+DEFAULT_REDIS_URL = OnlineStoreSettings().redis_url
 
 
 def _modules() -> list[str]:
@@ -32,11 +35,15 @@ def _modules() -> list[str]:
 
 
 @pytest.mark.parametrize("name", _modules())
-def test_docstring_examples(name: str) -> None:
+def test_docstring_examples(name: str, request: pytest.FixtureRequest) -> None:
     module = importlib.import_module(name)
     finder = doctest.DocTestFinder(exclude_empty=True)
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     for test in finder.find(module, name):
+        if any(DEFAULT_REDIS_URL in example.source for example in test.examples):
+            redis_url = request.getfixturevalue("redis_url")
+            for example in test.examples:
+                example.source = example.source.replace(DEFAULT_REDIS_URL, redis_url)
         runner.run(test)
     result = runner.summarize(verbose=False)
     assert result.failed == 0, f"{result.failed} of {result.attempted} examples failed in {name}"

@@ -43,7 +43,17 @@ BURST_CONTINUE = 0.8  # chance that the next slot continues an active burst
 BAD_KINDS = (
     "truncated", "not_object", "missing_field", "amount_string", "card_id_list",
     "nan_amount", "huge_amount", "negative_amount", "future_ts", "unknown_channel",
+    # poison: bytes that once stopped a flow, each a class of its own
+    "ts_overflows_after_utc", "ts_epoch_out_of_range", "deep_nesting", "huge_integer",
+    "infinity_literal", "invalid_utf8", "empty", "nul_bytes",
 )  # fmt: skip
+#: Raw values of the poison kinds that are not a transaction with one field changed.
+_POISON_BYTES = {
+    "deep_nesting": b'{"tx_id": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+    "invalid_utf8": b'{"tx_id": "\xff\xfe"}',
+    "empty": b"",
+    "nul_bytes": b"\x00" * 32,
+}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -192,6 +202,12 @@ def _bad_value(
         return key, text[: rng.randrange(1, len(text) - 1)]
     if kind == "not_object":
         return None, _dumps([tx["tx_id"], tx["amount"]])
+    if kind in _POISON_BYTES:
+        return key, _POISON_BYTES[kind]
+    if kind in ("huge_integer", "infinity_literal"):
+        literal = "1" + "0" * 5000 if kind == "huge_integer" else "Infinity"
+        return key, _dumps({**tx, "amount": 0}).replace(b'"amount":0', b'"amount":' +
+                                                           literal.encode(), 1)
     if kind == "missing_field":
         del tx["card_id"]
         key = None
@@ -205,6 +221,8 @@ def _bad_value(
             "huge_amount": ("amount", 1e12),
             "negative_amount": ("amount", -abs(tx["amount"]) - 0.01),
             "future_ts": ("ts", "2100-01-01T00:00:00Z"),
+            "ts_overflows_after_utc": ("ts", "0001-01-01T00:00:00+01:00"),
+            "ts_epoch_out_of_range": ("ts", 10**20),
             "unknown_channel": ("channel", "teleport"),
         }[kind]
         tx[field] = value

@@ -23,8 +23,8 @@ from fti.flows.records import Decoded
 from fti.ops.producer import StreamProducer
 from fti.settings import Settings, ValidationSettings
 from fti.synthetic.transactions import StreamSpec, generate
-from tests.support import wait_for
 from tests.flows.test_service import service_env
+from tests.support import wait_for
 
 SPEC = StreamSpec(count=12000, drift_at=6000, bad_fraction=0.02, seed=21)
 

@@ -19,9 +19,9 @@ from fti.infra.embedded_broker import EmbeddedBroker, free_port
 from fti.ops.producer import StreamProducer
 from fti.settings import Settings, TopicSettings
 from fti.synthetic.transactions import StreamSpec
-from tests.support import make_settings, read_topic, wait_for
 from tests.flows.test_inference import register_model
 from tests.flows.test_service import service_env
+from tests.support import make_settings, read_topic, wait_for
 
 SPEC = StreamSpec(count=3000, bad_fraction=0.02, seed=31)
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from fti.infra.embedded_broker import free_port
-from tests.support import wait_for
 from tests.ops.test_supervisor import gone
+from tests.support import wait_for
 
 SERVICES = ("features", "monitor", "trainer", "inference")
 

@@ -56,8 +56,13 @@ def test_every_event_lands_in_the_stores_or_the_dlq_with_a_reason(settings: Sett
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "redis"])
-def test_online_store_holds_each_cards_newest_features(settings: Settings, backend: str) -> None:
+def test_online_store_holds_each_cards_newest_features(
+    settings: Settings, backend: str, request: pytest.FixtureRequest
+) -> None:
     online_settings = OnlineStoreSettings(backend=backend, key_prefix=f"test-{uuid.uuid4().hex}")
+    if backend == "redis":  # the session's Redis (the SQLite case starts none)
+        redis_url = request.getfixturevalue("redis_url")
+        online_settings = online_settings.model_copy(update={"redis_url": redis_url})
     settings = settings.model_copy(update={"online": online_settings})
     spec = StreamSpec(count=800, seed=3)
     producer = StreamProducer(settings, spec)

@@ -22,8 +22,8 @@ from fti.models.serving import MODEL_FILE, AliasHolder, ChallengerHolder, Champi
 from fti.ops.producer import StreamProducer
 from fti.settings import Settings, TopicSettings
 from fti.synthetic.transactions import StreamSpec
-from tests.support import read_topic, running_flow, wait_for
 from tests.flows.test_inference import register_model
+from tests.support import read_topic, running_flow, wait_for
 
 
 def register_challenger(settings: Settings, tmp: Path, seed: int) -> int:

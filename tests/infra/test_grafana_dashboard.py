@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.test_metric_catalogue import ROOT, documented_metrics, promql_problems
 from tests.infra.test_prometheus import promtool
+from tests.test_metric_catalogue import ROOT, documented_metrics, promql_problems
 
 DASHBOARD = ROOT / "infra" / "grafana" / "fti-dashboard.json"
 DATASOURCE = {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}

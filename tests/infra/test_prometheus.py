@@ -26,9 +26,9 @@ import pytest
 import yaml
 
 from fti.infra.embedded_broker import free_port
+from tests.e2e.test_up import SERVICES, logs
 from tests.support import wait_for
 from tests.test_metric_catalogue import ROOT, promql_problems
-from tests.e2e.test_up import SERVICES, logs
 
 INFRA = ROOT / "infra"
 ALERTS = INFRA / "alerts.yml"

@@ -25,7 +25,6 @@ from fti.connectors.online import (
 from fti.errors import FtiError
 from fti.settings import OnlineStoreSettings, Settings
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 MakeStore = Callable[..., OnlineStore]
 
 
@@ -39,19 +38,20 @@ def _row(entity: str, event_time: float, tx_id: str = "", amount: float = 1.0) -
 def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MakeStore]:
     """Builds stores on one backend location (a SQLite file / a uuid Redis prefix)."""
     prefix = f"test-{uuid.uuid4().hex}"
+    redis_url = request.getfixturevalue("redis_url") if request.param == "redis" else ""
     made: list[OnlineStore] = []
 
     def make(ttl_s: float | None = None) -> OnlineStore:
         if request.param == "sqlite":
             store: OnlineStore = SqliteOnlineStore(tmp_path / "online.db", ttl_s=ttl_s)
         else:
-            store = RedisOnlineStore(REDIS_URL, prefix, ttl_s=ttl_s)
+            store = RedisOnlineStore(redis_url, prefix, ttl_s=ttl_s)
         made.append(store)
         return store
 
     yield make
     if request.param == "redis":
-        RedisOnlineStore(REDIS_URL, prefix).clear()
+        RedisOnlineStore(redis_url, prefix).clear()
     for store in made:
         store.close()
 
@@ -180,11 +180,11 @@ def test_concurrent_upserts_end_with_the_newest_event_per_entity(make_store: Mak
     assert all(row == _row(e, expected[e]) for e, row in got.items())
 
 
-def test_open_online_store_follows_the_settings(tmp_path: Path) -> None:
+def test_open_online_store_follows_the_settings(tmp_path: Path, redis_url: str) -> None:
     sqlite = open_online_store(Settings(data_dir=tmp_path))
     assert isinstance(sqlite, SqliteOnlineStore) and sqlite.path == tmp_path / "online.db"
     sqlite.close()
-    online = OnlineStoreSettings(backend="redis", redis_url=REDIS_URL,
+    online = OnlineStoreSettings(backend="redis", redis_url=redis_url,
                                  key_prefix=f"test-{uuid.uuid4().hex}", ttl_s=30.0)
     store = open_online_store(Settings(data_dir=tmp_path, online=online))
     assert isinstance(store, RedisOnlineStore) and store.ttl_s == 30.0
@@ -201,17 +201,17 @@ def test_redis_unreachable_is_a_clear_error() -> None:
 
 
 @pytest.fixture
-def redis_prefix() -> Iterator[str]:
+def redis_prefix(redis_url: str) -> Iterator[str]:
     """A uuid key prefix, its keys deleted afterwards."""
     prefix = f"test-{uuid.uuid4().hex}"
     yield prefix
-    RedisOnlineStore(REDIS_URL, prefix).clear()
+    RedisOnlineStore(redis_url, prefix).clear()
 
 
-def test_redis_reclaims_values_past_twice_the_ttl(redis_prefix: str) -> None:
-    store, now = RedisOnlineStore(REDIS_URL, redis_prefix, ttl_s=10.0), time.time()
+def test_redis_reclaims_values_past_twice_the_ttl(redis_url: str, redis_prefix: str) -> None:
+    store, now = RedisOnlineStore(redis_url, redis_prefix, ttl_s=10.0), time.time()
     store.upsert([_row("gone", now - 25.0), _row("kept", now - 1.0)])
-    client = redis.Redis.from_url(REDIS_URL)
+    client = redis.Redis.from_url(redis_url)
     ttl_ms = client.pttl(f"{redis_prefix}:online:kept")
     assert 18_000 < ttl_ms <= 19_000  # expires at event time + 2 * ttl_s
     assert store.lookup(["gone"])["gone"].status == "missing"
@@ -220,8 +220,8 @@ def test_redis_reclaims_values_past_twice_the_ttl(redis_prefix: str) -> None:
     client.close()
 
 
-def test_redis_reloads_its_script_after_noscript(redis_prefix: str) -> None:
-    store = RedisOnlineStore(REDIS_URL, redis_prefix)
+def test_redis_reloads_its_script_after_noscript(redis_url: str, redis_prefix: str) -> None:
+    store = RedisOnlineStore(redis_url, redis_prefix)
     store._sha = "0" * 40  # as after a server restart or SCRIPT FLUSH
     store.upsert([_row("c1", 1.0, "t1")])
     assert store.get_many(["c1"])["c1"].tx_id == "t1"

@@ -25,8 +25,8 @@ from fti.models.jobs.trainer_service import JobEvent, TrainerService
 from fti.models.jobs.training_job import run_training_job
 from fti.models.registry import ModelRegistry, sha256_file
 from fti.settings import Settings, TrainingSettings
+from tests.models.jobs.test_training_job import ROWS, _append, _batch
 from tests.support import make_settings, read_topic, wait_for
-from tests.test_training_job import ROWS, _append, _batch
 
 MODEL = "fraud-xgb"
 

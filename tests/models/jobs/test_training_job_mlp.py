@@ -20,7 +20,7 @@ from fti.models.registry import ModelRegistry
 from fti.models.trainers import load_version
 from fti.models.trainers.xgboost_model import features_matrix, labels_vector
 from fti.settings import Settings
-from tests.test_training_job import ROWS, _append, _batch, _settings
+from tests.models.jobs.test_training_job import ROWS, _append, _batch, _settings
 
 ROOT = Path(__file__).resolve().parents[3]
 

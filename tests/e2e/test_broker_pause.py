@@ -1,0 +1,89 @@
+"""Broker faults under `fti up`: the broker frozen for 30 s (SIGSTOP/SIGCONT) under a steady
+producer; every service rides it out, the backlog drains and nothing is lost."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from fti.connectors.offline.store import LanceOfflineStore
+from fti.features.definitions import FEATURES_TABLE
+from fti.infra.embedded_broker import free_port
+from fti.ops.producer import StreamProducer
+from fti.settings import KafkaSettings, Settings
+from fti.synthetic.transactions import StreamSpec
+from tests.e2e.test_up import SERVICES, logs, status_of
+from tests.support import read_topic, wait_for
+
+SPEC = StreamSpec(count=15000, bad_fraction=0.01, seed=12)
+PAUSE_S = 30
+
+
+@pytest.mark.slow
+def test_a_30s_broker_freeze_loses_nothing_and_restarts_nothing(tmp_path: Path) -> None:
+    broker_port = free_port()
+    ports = {name: free_port() for name in SERVICES}
+    data_dir = tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FTI_")}
+    env.update({
+        "FTI_DATA_DIR": str(data_dir), "FTI_BROKER__PORT": str(broker_port),
+        "FTI_KAFKA__BOOTSTRAP_SERVERS": f"127.0.0.1:{broker_port}",
+        **{f"FTI_METRICS__{name.upper()}_PORT": str(port) for name, port in ports.items()},
+    })
+    out = open(tmp_path / "up.out", "wb")  # noqa: SIM115 - closed below
+    runner = subprocess.Popen(
+        [sys.executable, "-c", "from fti.ops.up import main; main()"], env=env, cwd=tmp_path,
+        stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+    )
+    try:
+        for name in ("features", "monitor", "trainer"):
+            wait_for(lambda name=name: status_of(ports[name], "/readyz") == 200
+                     or runner.poll() is not None, timeout_s=60, what=f"{name} ready")
+        children = psutil.Process(runner.pid).children()
+        [broker] = [p for p in children if "python" not in p.name()]
+        services = {p.pid for p in children} - {broker.pid}
+
+        settings = Settings(data_dir=data_dir,
+                            kafka=KafkaSettings(bootstrap_servers=f"127.0.0.1:{broker_port}"))
+        producer = StreamProducer(settings, SPEC)
+        sending = threading.Thread(target=producer.send, args=(SPEC.count, 300.0))
+        sending.start()
+        time.sleep(8)  # let traffic flow first
+        broker.send_signal(signal.SIGSTOP)
+        time.sleep(PAUSE_S)  # the fault itself: the broker answers nothing for 30 s
+        broker.send_signal(signal.SIGCONT)
+        sending.join()
+        producer.finish()
+
+        offline = LanceOfflineStore(settings.offline_dir)
+
+        def dlq() -> int:
+            return len(read_topic(settings.kafka, settings.topics.dlq, settle_s=0.5))
+
+        valid = producer.counts.transactions - producer.counts.bad_transactions
+        wait_for(lambda: offline.count(FEATURES_TABLE) >= valid, timeout_s=120,
+                 what="the backlog drained into the offline store")
+        assert offline.count(FEATURES_TABLE) == valid
+        assert dlq() == producer.counts.bad_transactions
+        assert {p.pid for p in psutil.Process(runner.pid).children()} - {broker.pid} == services
+        for name in ("features", "monitor", "trainer"):
+            assert status_of(ports[name], "/healthz") == 200, name
+        assert runner.poll() is None
+    finally:
+        runner.send_signal(signal.SIGTERM)
+        try:
+            code = runner.wait(60)
+        finally:
+            out.close()
+    assert code == 0, f"{(tmp_path / 'up.out').read_text()}\n{logs(data_dir)}"
+    text = json.dumps((tmp_path / "up.out").read_text())
+    assert "restarting" not in text.lower(), text[-2000:]
