@@ -102,10 +102,26 @@ def wait_for_broker(
     )
 
 
-def partitions_of(kafka: KafkaSettings, topic: str, timeout_s: float = 10.0) -> list[int]:
-    """Partition ids of `topic`; raise `BrokerError` if it does not exist."""
-    # Ask for all topics: a metadata request naming one may auto-create it on some brokers.
-    metadata = AdminClient(client_config(kafka)).list_topics(timeout=timeout_s)
+def partitions_of(kafka: KafkaSettings, topic: str, timeout_s: float = 10.0,
+                  unreachable_s: float = 300.0) -> list[int]:
+    """Partition ids of `topic`; raise `BrokerError` if it does not exist.
+
+    A broker that does not answer (paused, restarting) is waited for up to `unreachable_s`,
+    logging once, rather than failing whoever asked: a flow being built, a watcher starting.
+    """
+    admin = AdminClient(client_config(kafka))
+    deadline = time.monotonic() + unreachable_s
+    while True:
+        try:
+            # Ask for all topics: a metadata request naming one may auto-create it elsewhere.
+            metadata = admin.list_topics(timeout=timeout_s)
+            break
+        except KafkaException as ex:
+            if time.monotonic() > deadline:
+                raise BrokerError(f"no Kafka broker answered at {kafka.bootstrap_servers} "
+                                  f"for {unreachable_s:g}s: {ex}") from ex
+            log.warning("waiting for Kafka at %s to list %r: %s", kafka.bootstrap_servers,
+                        topic, ex.args[0] if ex.args else ex)
     info = metadata.topics.get(topic)
     if info is None or info.error is not None or not info.partitions:
         reason = info.error if info is not None else "not found"

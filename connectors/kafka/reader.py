@@ -7,13 +7,16 @@ keeps `next_offset` in its recovery snapshot.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
-from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaException, Message, TopicPartition
 
 from fti.connectors.errors import BrokerError
 from fti.connectors.kafka.clients import make_consumer, partitions_of
 from fti.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -106,9 +109,15 @@ class GroupReader:
         msg = self._consumer.poll(timeout_s)
         return None if msg is None or msg.error() is not None else _record(msg)
 
-    def commit(self) -> None:
-        """Commit the positions of every record polled so far."""
-        self._consumer.commit(asynchronous=False)
+    def commit(self) -> bool:
+        """Commit the positions of every record polled so far; False (logged) when the broker
+        could not take it, so the caller tries again later."""
+        try:
+            self._consumer.commit(asynchronous=False)
+        except KafkaException as ex:
+            log.warning("could not commit offsets yet: %s", ex.args[0] if ex.args else ex)
+            return False
+        return True
 
     def close(self) -> None:
         """Leave the group and release the client."""

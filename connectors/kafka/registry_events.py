@@ -6,7 +6,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from confluent_kafka import TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 
 from fti import metrics
 from fti.connectors.kafka.clients import make_consumer, partitions_of
@@ -39,15 +39,14 @@ class RegistryEventWatcher(threading.Thread):
         self.stopping = stop or threading.Event()
 
     def run(self) -> None:
-        topic = self.settings.topics.registry_events
         consumer = make_consumer(self.settings.kafka)
-        assignment = []
-        for partition in partitions_of(self.settings.kafka, topic):
-            # An explicit offset, so the position is fixed before `ready`; Tansu's high
-            # watermark may lag by a batch, which only re-reads an event (handled idempotently).
-            _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-            assignment.append(TopicPartition(topic, partition, high))
-        consumer.assign(assignment)
+        while not self.stopping.is_set():
+            try:
+                consumer.assign(self._assignment(consumer))
+                break
+            except Exception as ex:  # the broker may be paused or restarting: try again
+                log.warning("registry event watcher cannot start yet, retrying: %s", ex)
+                self.stopping.wait(2.0)
         self.ready.set()
         try:
             while not self.stopping.is_set():
@@ -60,6 +59,16 @@ class RegistryEventWatcher(threading.Thread):
                     self.stopping.wait(1.0)
         finally:
             consumer.close()
+
+    def _assignment(self, consumer: Consumer) -> list[TopicPartition]:
+        topic = self.settings.topics.registry_events
+        assignment = []
+        for partition in partitions_of(self.settings.kafka, topic):
+            # An explicit offset, so the position is fixed before `ready`; Tansu's high
+            # watermark may lag by a batch, which only re-reads an event (handled idempotently).
+            _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            assignment.append(TopicPartition(topic, partition, high))
+        return assignment
 
     def _handle(self, raw: bytes | None) -> None:
         try:

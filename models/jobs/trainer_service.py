@@ -281,16 +281,16 @@ class TrainerService:
                                [self.settings.topics.retrain_requests])
         if on_ready is not None:
             on_ready()
-        uncommitted = False
+        uncommitted, commit_after = False, 0.0
         try:
             while not stop.is_set():
                 record = consumer.poll(0.2)
                 if record is not None:
                     self._handle_record(record)
                     uncommitted = True
-                if uncommitted and self.idle():
-                    consumer.commit()
-                    uncommitted = False
+                if uncommitted and self.idle() and time.monotonic() >= commit_after:
+                    uncommitted = not consumer.commit()
+                    commit_after = time.monotonic() + (5.0 if uncommitted else 0.0)
         finally:
             stop.set()
             for worker in self._workers:

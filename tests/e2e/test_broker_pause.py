@@ -74,7 +74,8 @@ def test_a_30s_broker_freeze_loses_nothing_and_restarts_nothing(tmp_path: Path) 
                  what="the backlog drained into the offline store")
         assert offline.count(FEATURES_TABLE) == valid
         assert dlq() == producer.counts.bad_transactions
-        assert {p.pid for p in psutil.Process(runner.pid).children()} - {broker.pid} == services
+        now = {p.pid for p in psutil.Process(runner.pid).children()} - {broker.pid}
+        assert now == services, (tmp_path / "up.out").read_text()[-3000:] + logs(data_dir)
         for name in ("features", "monitor", "trainer"):
             assert status_of(ports[name], "/healthz") == 200, name
         assert runner.poll() is None
