@@ -160,7 +160,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     import runpy
 
     sys.argv = [f"fti bench {args.name}", *args.bench_args]
-    runpy.run_module(f"bench.{args.name.replace('-', '_')}", run_name="__main__")
+    runpy.run_module(f"fti.bench.{args.name.replace('-', '_')}", run_name="__main__")
     return 0
 
 

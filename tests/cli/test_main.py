@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fti.cli.main import build_parser, main
+from fti.cli.main import BENCHMARKS, build_parser, main
 
 COMMANDS = [
     "broker", "produce", "flow", "trainer", "train", "registry", "store", "dataset", "bench",
@@ -95,3 +95,10 @@ def test_registry_list_on_an_empty_data_dir(tmp_path: Path) -> None:
     assert result.returncode == 1, result.stderr
     assert result.stdout.startswith("no versions of fraud-xgb in ")
     assert str(tmp_path / "registry") in result.stdout
+
+
+@pytest.mark.parametrize("name", BENCHMARKS)
+def test_every_benchmark_runs_by_its_name(name: str, tmp_path: Path) -> None:
+    done = _fti(["bench", name, "--help"], tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"fti bench {name}" in done.stdout
