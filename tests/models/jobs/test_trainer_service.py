@@ -215,3 +215,34 @@ def test_killed_training_job_never_leaves_a_half_published_model(
     assert after == [*numbers, numbers[-1] + 1]
     assert events[-1].state == "succeeded"
     assert events[-1].detail in ("promoted", "rejected")
+
+
+def test_poison_requests_from_a_foreign_client_are_skipped_and_counted(
+    settings: Settings,
+) -> None:
+    from kafka import KafkaProducer
+
+    from fti import metrics
+    from tests.poison import POISON
+
+    topic = settings.topics.retrain_requests
+    skipped = metrics.RECORDS_SKIPPED.labels("trainer", topic)
+    before = skipped._value.get()
+    fake = _Service(settings, "pass")
+    stop, ready = threading.Event(), threading.Event()
+    thread = threading.Thread(target=fake.service.run, args=(stop, ready.set), daemon=True)
+    thread.start()
+    try:
+        assert ready.wait(30)
+        producer = KafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers,
+                                 max_request_size=4 << 20)
+        for value in (*POISON.values(), _request().to_json()):
+            producer.send(topic, key=MODEL.encode(), value=value)
+        producer.flush(30)
+        producer.close()
+        wait_for(lambda: fake.count("succeeded") == 1, timeout_s=40, what="the valid request")
+        assert thread.is_alive()
+    finally:
+        stop.set()
+        thread.join(30)
+    assert skipped._value.get() - before == len(POISON)
