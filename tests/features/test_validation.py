@@ -195,7 +195,7 @@ def _business_rows(spec: StreamSpec) -> list[tuple[bytes, dict[str, Any], Transa
         try:
             data = json.loads(record.value)
             rows.append((record.value, data, Transaction.model_validate(data)))
-        except (ValueError, TypeError, ValidationError):
+        except (ValueError, TypeError, RecursionError, ValidationError):
             continue  # malformed: rejected before business rules apply
     return rows
 
