@@ -41,17 +41,23 @@ def test_a_second_broker_on_a_taken_port_fails_clearly(broker: EmbeddedBroker) -
         EmbeddedBroker(taken).start()
 
 
-def test_broker_command_creates_topics_and_stops_on_sigterm(tmp_path: Path) -> None:
-    port = free_port()
+def _start_broker_command(port: int) -> tuple[subprocess.Popen[str], str]:
+    """Start `fti broker --port PORT`; return it and its "broker ready" line ("" if it ended)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FTI_")}
     process = subprocess.Popen(
         [sys.executable, "-m", "fti", "broker", "--port", str(port)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
+    line = process.stdout.readline() if process.stdout else ""
+    while line and "broker ready" not in line:
+        line = process.stdout.readline() if process.stdout else ""
+    return process, line
+
+
+def test_broker_command_creates_topics_and_stops_on_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    process, first_line = _start_broker_command(port)
     try:
-        first_line = process.stdout.readline() if process.stdout else ""
-        while first_line and "broker ready" not in first_line:
-            first_line = process.stdout.readline() if process.stdout else ""
         assert f"127.0.0.1:{port}" in first_line and "transactions.dlq" in first_line
     finally:
         process.send_signal(signal.SIGTERM)
@@ -63,16 +69,9 @@ def test_broker_command_creates_topics_and_stops_on_sigterm(tmp_path: Path) -> N
 def test_broker_command_exits_non_zero_when_its_broker_process_dies(tmp_path: Path) -> None:
     import psutil
 
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FTI_")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "fti", "broker", "--port", str(port)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
+    process, line = _start_broker_command(free_port())
     try:
-        line = process.stdout.readline() if process.stdout else ""
-        while line and "broker ready" not in line:
-            line = process.stdout.readline() if process.stdout else ""
+        assert "broker ready" in line
         [tansu] = psutil.Process(process.pid).children()
         tansu.kill()  # as if the broker crashed
         code = process.wait(15)
