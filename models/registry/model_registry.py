@@ -41,7 +41,6 @@ from fti.events import RegistryEvent
 from fti.models.errors import VersionExistsError
 from fti.models.registry.diff import VersionDiff, diff_versions
 from fti.models.registry.history import (
-    CHALLENGER,
     CHAMPION,
     HistoryEntry,
     event_kind,
@@ -61,15 +60,9 @@ from fti.models.registry.metadata import (
     promotion_problems,
     sha256_file,
 )
-from fti.models.registry.state import ALIASES_FILE, APPROVALS_FILE, ModelState
+from fti.models.registry.state import ModelState
 from fti.models.registry.store import RegistryStore
 from fti.models.registry.versions import VersionFolders, artifact_sources
-
-__all__ = [
-    "ALIASES_FILE", "APPROVALS_FILE", "CHALLENGER", "CHAMPION", "METADATA_FILE", "Approval",
-    "GateRecord", "HistoryEntry", "Lineage", "ModelRegistry", "ModelVersion", "Signature",
-    "check_name", "promotion_problems", "sha256_file",
-]
 
 
 class ModelRegistry:
