@@ -90,6 +90,7 @@ def synthetic_tables(rows: int, seed: int = 7) -> tuple[pa.Table, pa.Table]:
     source = {
         "source_partition": pa.array(np.zeros(rows, dtype=np.int32)),
         "source_offset": pa.array(index),
+        "source_topic_id": pa.nulls(rows, pa.string()),
     }
     features = pa.table(
         {"tx_id": tx_ids, "card_id": cards, "event_time": pa.array(times, _TS), **values,

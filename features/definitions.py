@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from fti.features.groups import SOURCE_FIELDS
+
 CHANNEL_CODES: dict[str, int] = {"pos": 0, "online": 1, "atm": 2}
 
 #: Model inputs, in the order the model receives them.
@@ -39,9 +41,7 @@ FEATURES_SCHEMA = pa.schema(
         pa.field("card_id", pa.string(), nullable=False),
         pa.field("event_time", pa.timestamp("us", tz="UTC"), nullable=False),
         *[pa.field(name, pa.float64()) for name in FEATURE_COLUMNS],
-        pa.field("source_topic", pa.string(), nullable=False),
-        pa.field("source_partition", pa.int32(), nullable=False),
-        pa.field("source_offset", pa.int64(), nullable=False),
+        *SOURCE_FIELDS,
     ]
 )
 
@@ -54,9 +54,7 @@ LABELS_SCHEMA = pa.schema(
         pa.field("tx_id", pa.string(), nullable=False),
         pa.field("is_fraud", pa.int8(), nullable=False),
         pa.field("event_time", pa.timestamp("us", tz="UTC"), nullable=False),
-        pa.field("source_topic", pa.string(), nullable=False),
-        pa.field("source_partition", pa.int32(), nullable=False),
-        pa.field("source_offset", pa.int64(), nullable=False),
+        *SOURCE_FIELDS,
     ]
 )
 

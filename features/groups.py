@@ -26,11 +26,14 @@ from fti.features.errors import FeatureGroupError, SchemaEvolutionError
 #: Tag of a feature that is a secondary key (e.g. ``card_id`` in a group keyed by ``tx_id``):
 #: stored next to the entity keys, usable as a join key, never a model input by default.
 KEY_TAG = "key"
-#: Columns every offline row carries so that a replay repeats, not duplicates, it.
+#: Columns every offline row carries so that a replay repeats, not duplicates, it. The topic
+#: id tells apart incarnations of a topic that was recreated (offsets restart at 0); rows
+#: written before it existed have none.
 SOURCE_FIELDS: tuple[pa.Field, ...] = (
     pa.field("source_topic", pa.string(), nullable=False),
     pa.field("source_partition", pa.int32(), nullable=False),
     pa.field("source_offset", pa.int64(), nullable=False),
+    pa.field("source_topic_id", pa.string()),
 )
 EVENT_TIME_TYPE = pa.timestamp("us", tz="UTC")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -40,6 +40,7 @@ from fti.features.definitions import (
     LABELS_TABLE,
 )
 from fti.features.errors import SplitError, TrainingDataError
+from fti.features.groups import SOURCE_FIELDS
 from fti.features.pit import asof_join
 from fti.settings import TrainingSettings
 
@@ -48,7 +49,7 @@ logger = logging.getLogger(__name__)
 #: Name of the feature view the training job reads; recorded in every dataset version.
 VIEW_NAME = "fraud_v1"
 #: Columns that identify where an offline row came from; a replay repeats them.
-SOURCE_COLUMNS: tuple[str, ...] = ("source_topic", "source_partition", "source_offset")
+SOURCE_COLUMNS: tuple[str, ...] = tuple(field.name for field in SOURCE_FIELDS)
 #: Columns of a point-in-time joined training table, in order.
 TRAINING_COLUMNS: tuple[str, ...] = (
     "tx_id",
@@ -128,14 +129,17 @@ class TrainingDataset:
 
 
 def dedupe_by_source(table: pa.Table) -> pa.Table:
-    """Keep the first row for each source (topic, partition, offset), in the original order.
+    """Keep the first row for each source (topic id, topic, partition, offset), in order.
 
-    >>> t = pa.table({"source_topic": ["t", "t", "t"], "source_partition": [0, 0, 0],
-    ...               "source_offset": [1, 1, 2], "v": [10, 11, 12]})
+    Rows of a recreated topic (another topic id) at the same offsets are different records.
+
+    >>> t = pa.table({"source_topic": ["t", "t", "t", "t"], "source_partition": [0, 0, 0, 0],
+    ...               "source_offset": [1, 1, 2, 1], "source_topic_id": ["a", "a", "a", "b"],
+    ...               "v": [10, 11, 12, 13]})
     >>> dedupe_by_source(t)["v"].to_pylist()
-    [10, 12]
+    [10, 12, 13]
     """
-    return _first_per_key(table, list(SOURCE_COLUMNS))
+    return _first_per_key(table, [c for c in SOURCE_COLUMNS if c in table.column_names])
 
 
 def _first_per_key(table: pa.Table, keys: list[str], last: bool = False) -> pa.Table:

@@ -86,9 +86,7 @@ def card_features(
         "event_time": tx.ts,
         **event_features(tx.amount, tx.channel, tx.ts),
         **window_values,
-        "source_topic": record.topic,
-        "source_partition": record.partition,
-        "source_offset": record.offset,
+        **record.source_columns(),
         "_window": tuple(window.entries),  # a snapshot: JSON only for rows that go online
     }
     return window, row
@@ -101,9 +99,7 @@ def label_row(decoded: Decoded[Label]) -> dict[str, Any]:
         "tx_id": label.tx_id,
         "is_fraud": int(label.is_fraud),
         "event_time": label.ts,
-        "source_topic": record.topic,
-        "source_partition": record.partition,
-        "source_offset": record.offset,
+        **record.source_columns(),
     }
 
 

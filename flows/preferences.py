@@ -21,6 +21,7 @@ from fti.connectors.offline.store import LanceOfflineStore
 from fti.errors import EventError
 from fti.events import PreferenceEvent, parse_preference
 from fti.features.definitions import PREFERENCES_TABLE
+from fti.features.groups import SOURCE_FIELDS
 from fti.flows.records import Decoded, Rejected, flow_from_environment, guarded, to_dlq
 from fti.flows.sinks import KafkaProducerSink
 from fti.flows.sources import KafkaPartitionSource
@@ -36,9 +37,7 @@ PREFERENCES_SCHEMA = pa.schema(
         ("winner", pa.string()),
         ("label", pa.int8()),  # A=0, B=1, tie=2
         ("event_time", pa.timestamp("us", tz="UTC")),
-        ("source_topic", pa.string()),
-        ("source_partition", pa.int32()),
-        ("source_offset", pa.int64()),
+        *SOURCE_FIELDS,
     ]
 )
 _FLOW = "preferences"
@@ -68,9 +67,7 @@ def preference_row(decoded: Decoded[PreferenceEvent]) -> dict[str, Any]:
         "winner": event.winner,
         "label": event.label,
         "event_time": event.ts,
-        "source_topic": record.topic,
-        "source_partition": record.partition,
-        "source_offset": record.offset,
+        **record.source_columns(),
     }
 
 

@@ -1,8 +1,9 @@
 """A Bytewax source over Kafka partitions that stops cleanly when asked.
 
-Each partition is read by a `fti.connectors.kafka.reader.PartitionReader`; the next offset is
-kept in the recovery snapshot. The partitions end when a `threading.Event` is set, so a
-SIGTERM drains the dataflow and flushes its sinks instead of killing it.
+Each partition is read by a `fti.connectors.kafka.reader.PartitionReader`; its position (topic
+id and next offset) is kept in the recovery snapshot. The partitions end when a
+`threading.Event` is set, so a SIGTERM drains the dataflow and flushes its sinks instead of
+killing it.
 """
 
 from __future__ import annotations
@@ -14,18 +15,18 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from fti import metrics
 from fti.connectors.kafka.clients import partitions_of
-from fti.connectors.kafka.reader import KafkaRecord, PartitionReader
+from fti.connectors.kafka.reader import KafkaRecord, PartitionReader, Position
 from fti.settings import KafkaSettings
 
 _IDLE_WAIT = timedelta(milliseconds=5)
 
 
-class _PartitionReader(StatefulSourcePartition[KafkaRecord, int]):
+class _PartitionReader(StatefulSourcePartition[KafkaRecord, Position]):
     def __init__(
-        self, kafka: KafkaSettings, topic: str, partition: int, offset: int | None,
+        self, kafka: KafkaSettings, topic: str, partition: int, resume: Position | int | None,
         batch_size: int, stop: threading.Event | None, flow: str,
     ) -> None:
-        self._reader = PartitionReader(kafka, topic, partition, offset)
+        self._reader = PartitionReader(kafka, topic, partition, resume)
         self._batch_size, self._stop = batch_size, stop
         self._awake: datetime | None = None
         self._events_in = metrics.EVENTS_IN.labels(flow, topic)
@@ -50,15 +51,15 @@ class _PartitionReader(StatefulSourcePartition[KafkaRecord, int]):
     def next_awake(self) -> datetime | None:
         return self._awake
 
-    def snapshot(self) -> int:
-        return self._reader.next_offset
+    def snapshot(self) -> Position:
+        return self._reader.position
 
     def close(self) -> None:
         self._reader.close()
         metrics.CONSUMER_LAG.remove(*self._lag_labels)
 
 
-class KafkaPartitionSource(FixedPartitionedSource[KafkaRecord, int]):
+class KafkaPartitionSource(FixedPartitionedSource[KafkaRecord, Position]):
     """Read `topics` from the beginning (or the recovered offset), until `stop` is set.
 
     Records read are counted in `fti_events_in_total{flow, topic}`.
@@ -78,7 +79,8 @@ class KafkaPartitionSource(FixedPartitionedSource[KafkaRecord, int]):
     def list_parts(self) -> list[str]:
         return [f"{p}-{topic}" for topic in self.topics for p in partitions_of(self.kafka, topic)]
 
-    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _PartitionReader:
+    def build_part(self, step_id: str, for_part: str,
+                   resume_state: Position | int | None) -> _PartitionReader:
         partition, topic = for_part.split("-", 1)
         return _PartitionReader(
             self.kafka, topic, int(partition), resume_state, self.batch_size, self.stop, self.flow

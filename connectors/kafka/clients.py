@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaException, Producer, TopicCollection
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from fti.connectors.kafka.logs import librdkafka_logger
@@ -127,6 +127,52 @@ def partitions_of(kafka: KafkaSettings, topic: str, timeout_s: float = 10.0,
         reason = info.error if info is not None else "not found"
         raise BrokerError(f"topic {topic!r} is not available: {reason}")
     return sorted(info.partitions)
+
+
+def topic_id(kafka: KafkaSettings, topic: str, timeout_s: float = 10.0) -> str:
+    """The broker's id of `topic` (KIP-516): a new one each time the topic is created.
+
+    Offsets restart at 0 in a recreated topic, so `(topic id, partition, offset)` is what
+    names a record for good; `(topic, partition, offset)` repeats after a broker that keeps
+    topics in memory restarts. "" when the broker does not answer or has no topic ids.
+    """
+    admin = AdminClient(client_config(kafka))
+    try:
+        found = admin.describe_topics(TopicCollection([topic]), request_timeout=timeout_s)
+        uuid = found[topic].result().topic_id
+    except KafkaException as ex:
+        log.warning("no id for topic %r: %s", topic, ex.args[0] if ex.args else ex)
+        return ""
+    return "" if uuid is None else str(uuid)
+
+
+class TopicIdProbe:
+    """Asks the broker for a topic's id every `interval_s` without ever blocking the caller.
+
+    `poll()` returns the id from the last answer that arrived since the previous call (else
+    None) and starts the next request when one is due.
+    """
+
+    def __init__(self, kafka: KafkaSettings, topic: str, interval_s: float = 2.0) -> None:
+        self._admin = AdminClient(client_config(kafka))
+        self.topic, self.interval_s = topic, interval_s
+        self._pending: Any = None
+        self._due = time.monotonic() + interval_s
+
+    def poll(self) -> str | None:
+        """The topic id if an answer arrived since the last call, else None."""
+        answer = None
+        if self._pending is not None and self._pending.done():
+            try:
+                uuid = self._pending.result().topic_id
+                answer = "" if uuid is None else str(uuid)
+            except KafkaException:
+                answer = None  # broker away or topic gone for now: ask again later
+            self._pending = None
+        if self._pending is None and time.monotonic() >= self._due:
+            self._due = time.monotonic() + self.interval_s
+            self._pending = self._admin.describe_topics(TopicCollection([self.topic]))[self.topic]
+        return answer or None
 
 
 def check_reachable(kafka: KafkaSettings, timeout_s: float = 5.0) -> None:

@@ -1,7 +1,9 @@
 """The offline store: append-only LanceDB tables; every append is a new, readable version.
 
-Rows carry their source (`source_topic`, `source_partition`, `source_offset`); `append_once`
-skips rows whose source is already stored, so a replay after a crash adds nothing twice.
+Rows carry their source (`source_topic`, `source_partition`, `source_offset` and, when known,
+`source_topic_id`); `append_once` skips rows whose source is already stored, so a replay after
+a crash adds nothing twice, while a recreated topic's records (offsets from 0 again, another
+topic id) are new.
 
 >>> import tempfile, pyarrow as pa
 >>> store = LanceOfflineStore(tempfile.mkdtemp())
@@ -30,9 +32,12 @@ import pyarrow as pa
 from fti.connectors.errors import OfflineTableError
 
 SOURCE_COLUMNS = ["source_topic", "source_partition", "source_offset"]
+TOPIC_ID = "source_topic_id"
 #: Size of each of LanceDB's caches (index, metadata) per store object.
 CACHE_BYTES = 64 * 2**20
-Source = tuple[str, int, int]
+#: (topic, topic id or "", partition) and the same with an offset.
+Stream = tuple[str, str, int]
+Source = tuple[str, str, int, int]
 
 
 class LanceOfflineStore:
@@ -49,12 +54,16 @@ class LanceOfflineStore:
         self._tables: dict[str, Any] = {}
         # Per table: the highest offset stored per (topic, partition) when this object first
         # wrote to it. Only rows at or below it can be replays; rows above it are new.
-        self._high_marks: dict[str, dict[tuple[str, int], int]] = {}
+        self._high_marks: dict[str, dict[Stream, int]] = {}
 
     def _table(self, name: str, schema: pa.Schema) -> Any:
         table = self._tables.get(name)
         if table is None:
-            table = self._db.create_table(name, schema=schema, exist_ok=True)
+            try:
+                table = self._db.open_table(name)
+            except (ValueError, FileNotFoundError):
+                table = self._db.create_table(name, schema=schema, exist_ok=True)
+            _add_missing_columns(table, schema)
             self._tables[name] = table
         return table
 
@@ -136,40 +145,48 @@ def _fragments(table: Any) -> int:
     return int(table.stats()["fragment_stats"]["num_fragments"])
 
 
-def _stream(row: dict[str, Any]) -> tuple[str, int]:
-    return row["source_topic"], row["source_partition"]
+def _add_missing_columns(table: Any, schema: pa.Schema) -> None:
+    """Give a table written by an older fti the nullable columns it lacks (as nulls)."""
+    have = set(table.schema.names)
+    missing = [f for f in schema if f.name not in have and f.nullable]
+    if missing:
+        table.add_columns(missing)
+
+
+def _stream(row: dict[str, Any]) -> Stream:
+    return row["source_topic"], row.get(TOPIC_ID) or "", row["source_partition"]
 
 
 def _source(row: dict[str, Any]) -> Source:
-    return row["source_topic"], row["source_partition"], row["source_offset"]
+    return (*_stream(row), row["source_offset"])
 
 
-def _high_marks(table: Any) -> dict[tuple[str, int], int]:
-    sources = table.search().select(SOURCE_COLUMNS).limit(None).to_arrow()
+def _high_marks(table: Any) -> dict[Stream, int]:
+    columns = SOURCE_COLUMNS + ([TOPIC_ID] if TOPIC_ID in table.schema.names else [])
+    sources = table.search().select(columns).limit(None).to_arrow()
     if sources.num_rows == 0:
         return {}
-    maxima = sources.group_by(SOURCE_COLUMNS[:2]).aggregate([("source_offset", "max")])
-    return {
-        (r["source_topic"], r["source_partition"]): r["source_offset_max"]
-        for r in maxima.to_pylist()
-    }
+    keys = [c for c in columns if c != "source_offset"]
+    maxima = sources.group_by(keys).aggregate([("source_offset", "max")])
+    return {_stream(r): r["source_offset_max"] for r in maxima.to_pylist()}
+
+
+def _quoted(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _stored_sources(table: Any, rows: list[dict[str, Any]]) -> set[Source]:
     """Sources among `rows` that the table already holds (one range query per stream)."""
     stored: set[Source] = set()
-    for topic, partition in {_stream(r) for r in rows}:
-        offsets = [r["source_offset"] for r in rows if _stream(r) == (topic, partition)]
-        topic_literal = topic.replace("'", "''")
-        found = (
-            table.search()
-            .where(
-                f"source_topic = '{topic_literal}' AND source_partition = {int(partition)} "
-                f"AND source_offset >= {min(offsets)} AND source_offset <= {max(offsets)}"
-            )
-            .select(["source_offset"])
-            .limit(None)
-            .to_arrow()
-        )
-        stored.update((topic, partition, o) for o in found.column("source_offset").to_pylist())
+    has_id = TOPIC_ID in table.schema.names
+    for stream in {_stream(r) for r in rows}:
+        topic, topic_id, partition = stream
+        offsets = [r["source_offset"] for r in rows if _stream(r) == stream]
+        where = (f"source_topic = {_quoted(topic)} AND source_partition = {int(partition)} "
+                 f"AND source_offset >= {min(offsets)} AND source_offset <= {max(offsets)}")
+        if has_id:
+            where += (f" AND source_topic_id = {_quoted(topic_id)}" if topic_id
+                      else " AND (source_topic_id IS NULL OR source_topic_id = '')")
+        found = (table.search().where(where).select(["source_offset"]).limit(None).to_arrow())
+        stored.update((*stream, o) for o in found.column("source_offset").to_pylist())
     return stored

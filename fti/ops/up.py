@@ -6,6 +6,13 @@ monitor, trainer and inference services under a `Supervisor`, each with its own
 `/metrics`, `/healthz` and `/readyz` port. On SIGINT or SIGTERM it stops the services
 gracefully, then the broker; the exit code is 0 when every service stopped cleanly.
 
+If the embedded broker dies, its topics die with it (memory storage). `fti up` says so,
+starts a new broker on the same port, recreates the topics and restarts the services; their
+readers see the new topic ids and read the new topics from offset 0, and the offline store
+keeps the new records apart from the old ones by topic id. Records the old broker held and
+no service had read yet are gone with it. A broker that dies `BROKER_RESTARTS` times within
+`BROKER_RESTART_WINDOW_S` is not restarted again: `fti up` stops with exit code 1.
+
 >>> [spec.argv[-1] for spec in service_specs(Settings())]
 ['features', 'monitor', 'trainer', 'inference']
 """
@@ -18,6 +25,7 @@ import shutil
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,7 +35,7 @@ from fti.connectors.kafka.clients import ensure_topics
 from fti.errors import FtiError
 from fti.infra.embedded_broker import EmbeddedBroker, port_is_free
 from fti.logging_setup import configure_logging
-from fti.ops.supervisor import ServiceSpec, Supervisor
+from fti.ops.supervisor import ServiceSpec, Supervisor, crashes_in_window
 from fti.settings import BrokerSettings, Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -40,6 +48,8 @@ SERVICES: dict[str, tuple[str, ...]] = {
     "inference": ("flow", "inference"),
 }
 STOP_TIMEOUT_S = 30.0
+BROKER_RESTARTS = 3
+BROKER_RESTART_WINDOW_S = 600.0
 
 
 def service_specs(settings: Settings) -> list[ServiceSpec]:
@@ -165,50 +175,74 @@ def run_up(settings: Settings, stop: threading.Event | None = None,
     stop = stop or threading.Event()
     log_dir = Path(settings.data_dir) / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    broker_lost = threading.Event()
+    broker_lost = False
+    codes: dict[str, int | None] = {}
     with _stop_on_signals(stop):
         broker = _start_broker(settings, log_dir)
         try:
             bootstrap = broker.bootstrap_servers if broker else settings.kafka.bootstrap_servers
             if broker is not None:
-                _follow_broker(broker, stop, broker_lost)
                 # A new embedded broker starts empty (memory storage): offsets snapshotted
                 # against an earlier one would skip its records.
                 shutil.rmtree(settings.service_recovery_dir, ignore_errors=True)
             _create_topics(settings, bootstrap)
-            supervisor = Supervisor(service_specs(settings), service_env(settings, bootstrap),
-                                    log_dir)
             if stop.is_set():
-                return 1 if broker_lost.is_set() else 0
-            supervisor.start()
+                return 0
+            supervisor = _start_services(settings, bootstrap, log_dir)
+            deaths: list[float] = []
             try:
                 _print_banner(settings, bootstrap, broker is not None, supervisor)
                 while not stop.wait(0.5):
-                    pass
+                    if broker is None or broker.exit_code() is None:
+                        continue
+                    deaths.append(time.monotonic())
+                    broker = _replace_broker(settings, broker, log_dir, deaths)
+                    if broker is None:
+                        broker_lost = True
+                        break
+                    _create_topics(settings, bootstrap)
+                    log.warning("topics recreated on the new broker; restarting the services",
+                                extra={"event": "broker_restarted"})
+                    codes = _stop_services(supervisor, stop_timeout_s)
+                    log.info("services before the broker restart stopped: %s", codes)
+                    supervisor = _start_services(settings, bootstrap, log_dir)
             finally:
                 codes = _stop_services(supervisor, stop_timeout_s)
         finally:
             if broker is not None:
                 stop.set()
                 broker.stop()
-    clean = all(code == 0 for code in codes.values()) and not broker_lost.is_set()
+    clean = all(code == 0 for code in codes.values()) and not broker_lost
     log.log(logging.INFO if clean else logging.ERROR, "services stopped: %s%s", codes,
             "" if clean else f" (logs in {log_dir})", extra={"event": "stopped"})
     return 0 if clean else 1
 
 
-def _follow_broker(broker: EmbeddedBroker, stop: threading.Event, lost: threading.Event) -> None:
-    """Stop everything if the embedded broker exits while we are running (its data is gone)."""
+def _start_services(settings: Settings, bootstrap: str, log_dir: Path) -> Supervisor:
+    return Supervisor(service_specs(settings), service_env(settings, bootstrap), log_dir).start()
 
-    def follow() -> None:
-        code = broker.wait()
-        if not stop.is_set():
-            log.error("the embedded broker exited with code %s; stopping (see broker.log)",
-                      code, extra={"event": "broker_lost"})
-            lost.set()
-            stop.set()
 
-    threading.Thread(target=follow, name="fti-broker-follower", daemon=True).start()
+def _replace_broker(settings: Settings, dead: EmbeddedBroker, log_dir: Path,
+                    deaths: list[float]) -> EmbeddedBroker | None:
+    """A new embedded broker in place of `dead`; None when it died too often or cannot start."""
+    recent = crashes_in_window(deaths, time.monotonic(), BROKER_RESTART_WINDOW_S)
+    if recent > BROKER_RESTARTS:
+        log.error("the embedded broker exited with code %s, %d times within %.0f s; not "
+                  "restarting it again: stopping (see %s)", dead.exit_code(), recent,
+                  BROKER_RESTART_WINDOW_S, log_dir / "broker.log", extra={"event": "broker_lost"})
+        return None
+    log.error("the embedded broker exited with code %s: its topics and every record not yet "
+              "read are gone (it keeps them in memory). Starting a new one on %s and "
+              "recreating the topics; services will read them from offset 0 (see %s)",
+              dead.exit_code(), dead.bootstrap_servers, log_dir / "broker.log",
+              extra={"event": "broker_lost"})
+    try:
+        with _sigint_blocked():
+            return EmbeddedBroker(settings.broker, log_file=log_dir / "broker.log").start()
+    except FtiError as ex:
+        log.error("could not start a new embedded broker: %s; stopping", ex,
+                  extra={"event": "broker_lost"})
+        return None
 
 
 def main() -> None:

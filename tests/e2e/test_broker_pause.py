@@ -1,5 +1,6 @@
 """Broker faults under `fti up`: the broker frozen for 30 s (SIGSTOP/SIGCONT) under a steady
-producer; every service rides it out, the backlog drains and nothing is lost."""
+producer; every service rides it out, the backlog drains and nothing is lost. And the broker
+killed: `fti up` starts a new one, recreates the topics, and the new events are all stored."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import IO
 
 import psutil
 import pytest
@@ -28,22 +30,32 @@ SPEC = StreamSpec(count=15000, bad_fraction=0.01, seed=12)
 PAUSE_S = 30
 
 
-@pytest.mark.slow
-def test_a_30s_broker_freeze_loses_nothing_and_restarts_nothing(tmp_path: Path) -> None:
-    broker_port = free_port()
-    ports = {name: free_port() for name in SERVICES}
-    data_dir = tmp_path / "data"
+def _start_up(tmp_path: Path, data_dir: Path, broker_port: int, ports: dict[str, int],
+              out: IO[bytes]) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FTI_")}
     env.update({
         "FTI_DATA_DIR": str(data_dir), "FTI_BROKER__PORT": str(broker_port),
         "FTI_KAFKA__BOOTSTRAP_SERVERS": f"127.0.0.1:{broker_port}",
         **{f"FTI_METRICS__{name.upper()}_PORT": str(port) for name, port in ports.items()},
     })
-    out = open(tmp_path / "up.out", "wb")  # noqa: SIM115 - closed below
-    runner = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-c", "from fti.ops.up import main; main()"], env=env, cwd=tmp_path,
         stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
     )
+
+
+def _broker_of(runner: subprocess.Popen[bytes]) -> psutil.Process | None:
+    brokers = [p for p in psutil.Process(runner.pid).children() if "python" not in p.name()]
+    return brokers[0] if brokers else None
+
+
+@pytest.mark.slow
+def test_a_30s_broker_freeze_loses_nothing_and_restarts_nothing(tmp_path: Path) -> None:
+    broker_port = free_port()
+    ports = {name: free_port() for name in SERVICES}
+    data_dir = tmp_path / "data"
+    out = open(tmp_path / "up.out", "wb")  # noqa: SIM115 - closed below
+    runner = _start_up(tmp_path, data_dir, broker_port, ports, out)
     try:
         for name in ("features", "monitor", "trainer"):
             wait_for(lambda name=name: status_of(ports[name], "/readyz") == 200
@@ -88,3 +100,62 @@ def test_a_30s_broker_freeze_loses_nothing_and_restarts_nothing(tmp_path: Path) 
     assert code == 0, f"{(tmp_path / 'up.out').read_text()}\n{logs(data_dir)}"
     text = json.dumps((tmp_path / "up.out").read_text())
     assert "restarting" not in text.lower(), text[-2000:]
+
+
+@pytest.mark.slow
+def test_a_killed_broker_is_replaced_and_the_new_topics_are_read_from_the_start(
+    tmp_path: Path,
+) -> None:
+    broker_port = free_port()
+    ports = {name: free_port() for name in SERVICES}
+    data_dir = tmp_path / "data"
+    out = open(tmp_path / "up.out", "wb")  # noqa: SIM115 - closed below
+    runner = _start_up(tmp_path, data_dir, broker_port, ports, out)
+    up_log = tmp_path / "up.out"
+    try:
+        wait_for(lambda: status_of(ports["features"], "/readyz") == 200
+                 or runner.poll() is not None, timeout_s=60, what="features ready")
+        settings = Settings(data_dir=data_dir,
+                            kafka=KafkaSettings(bootstrap_servers=f"127.0.0.1:{broker_port}"))
+        offline = LanceOfflineStore(settings.offline_dir)
+        before = StreamProducer(settings, StreamSpec(count=2000, bad_fraction=0.01, seed=21))
+        before.send(2000, 1000.0)
+        before.finish()
+        stored_before = before.counts.transactions - before.counts.bad_transactions
+        wait_for(lambda: offline.count(FEATURES_TABLE) >= stored_before, timeout_s=90,
+                 what="the first events stored")
+
+        old_broker = _broker_of(runner)
+        assert old_broker is not None
+        old_broker.kill()  # memory storage: every topic and offset is gone with it
+        wait_for(lambda: "topics recreated" in up_log.read_text(), timeout_s=60,
+                 what="fti up to start a new broker and recreate the topics")
+        new_broker = _broker_of(runner)
+        assert new_broker is not None and new_broker.pid != old_broker.pid
+
+        # Fewer events than before: at offsets the old incarnation already used.
+        after = StreamProducer(settings, StreamSpec(count=1200, bad_fraction=0.01, seed=22))
+        after.send(1200, 1000.0)
+        after.finish()
+        stored_after = after.counts.transactions - after.counts.bad_transactions
+        wait_for(lambda: offline.count(FEATURES_TABLE) >= stored_before + stored_after,
+                 timeout_s=120, what="the events sent to the new broker stored")
+        time.sleep(3)  # nothing more should arrive
+        table, _ = offline.read(FEATURES_TABLE)
+        assert table.num_rows == stored_before + stored_after
+        ids = table.column("source_topic_id").to_pylist()
+        assert len(set(ids)) == 2 and ids.count(ids[-1]) == stored_after
+        assert len(set(table.column("tx_id").to_pylist())) == table.num_rows
+        dlq = read_topic(settings.kafka, settings.topics.dlq, settle_s=0.5)
+        assert len(dlq) == after.counts.bad_transactions  # the old DLQ died with its broker
+        text = up_log.read_text()
+        assert "the embedded broker exited with code" in text and "recreating the topics" in text
+        assert "was recreated" in logs(data_dir)  # a service said why it starts over
+        assert runner.poll() is None
+    finally:
+        runner.send_signal(signal.SIGTERM)
+        try:
+            code = runner.wait(60)
+        finally:
+            out.close()
+    assert code == 0, f"{up_log.read_text()[-3000:]}\n{logs(data_dir)[-5000:]}"

@@ -41,7 +41,8 @@ def _batch(first: int, n: int, seed: int) -> tuple[pa.Table, pa.Table]:
     rng = np.random.default_rng(seed)
     index = np.arange(first, first + n)
     times = [T0 + timedelta(minutes=int(i)) for i in index]
-    source = {"source_partition": np.zeros(n, dtype=np.int32), "source_offset": index}
+    source = {"source_partition": np.zeros(n, dtype=np.int32), "source_offset": index,
+              "source_topic_id": [None] * n}
     features = pa.Table.from_pydict(
         {"tx_id": [f"tx-{i}" for i in index], "card_id": [f"card-{i % 13}" for i in index],
          "event_time": times, **{name: rng.normal(size=n) for name in FEATURE_COLUMNS},

@@ -33,7 +33,8 @@ def _group(*features: Feature, version: int = 1, **changes: object) -> FeatureGr
 
 def test_schema_has_keys_event_time_features_and_source_columns() -> None:
     schema = _group().schema()
-    assert schema.names == ["k", "t", "x", "y", "source_topic", "source_partition", "source_offset"]
+    assert schema.names == ["k", "t", "x", "y", "source_topic", "source_partition", "source_offset",
+                            "source_topic_id"]
     assert schema.field("k").type == pa.string() and not schema.field("k").nullable
     assert schema.field("t").type == pa.timestamp("us", tz="UTC") and not schema.field("t").nullable
     assert schema.field("x").nullable and not schema.field("y").nullable

@@ -46,6 +46,7 @@ def _random_tables(seed: int, n_features: int = 400, n_labels: int = 300) -> tup
         "source_topic": ["transactions"] * n_features,
         "source_partition": rng.integers(0, 2, n_features).astype(np.int32),
         "source_offset": rng.permutation(n_features).astype(np.int64),
+        "source_topic_id": ["id1"] * n_features,
     }
     label_tx = rng.integers(0, 70, n_labels)  # tx 60..69 have no feature rows
     labels = {
@@ -55,6 +56,7 @@ def _random_tables(seed: int, n_features: int = 400, n_labels: int = 300) -> tup
         "source_topic": ["labels"] * n_labels,
         "source_partition": np.zeros(n_labels, dtype=np.int32),
         "source_offset": np.arange(n_labels, dtype=np.int64),
+        "source_topic_id": ["id2"] * n_labels,
     }
     return (
         pa.Table.from_pydict(features, schema=FEATURES_SCHEMA),

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from fti.ops.supervisor import Backoff, ServiceSpec, Supervisor, crashes_in_window
+from fti.settings import Settings
 from tests.support import wait_for
 
 # Prints its start time, runs 0.5 s, crashes.
@@ -153,3 +154,20 @@ def test_shutdown_kills_the_stubborn_and_restarts_nothing(tmp_path: Path) -> Non
     assert {name: s.restarts for name, s in supervisor.status().items()} == before
     assert len(log_lines(supervisor, "crashy")) == starts
     assert all(not s.running for s in supervisor.status().values())
+
+
+def test_up_gives_up_on_a_broker_that_keeps_dying(tmp_path: Path,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    from fti.ops import up
+
+    class Dead:
+        bootstrap_servers = "127.0.0.1:1"
+
+        def exit_code(self) -> int:
+            return -9
+
+    now = time.monotonic()
+    deaths = [now - 1.0] * (up.BROKER_RESTARTS + 1)
+    with caplog.at_level(logging.ERROR, logger="fti.ops.up"):
+        assert up._replace_broker(Settings(data_dir=tmp_path), Dead(), tmp_path, deaths) is None
+    assert "not restarting it again" in caplog.text and "code -9" in caplog.text

@@ -94,3 +94,32 @@ def test_memory_stays_flat_over_many_small_appends(tmp_path: Path) -> None:
         store.append("t", SCHEMA, rows(start, start + 10))
     # The default caches grew ~0.3 MB per append here (300 MB over these 1,000).
     assert rss_mb() - before < 100
+
+
+ID_SCHEMA = SCHEMA.append(pa.field("source_topic_id", pa.string()))
+
+
+def test_a_recreated_topic_is_new_data_and_its_replays_are_still_skipped(
+    tmp_path: Path,
+) -> None:
+    """A broker that keeps topics in memory restarts: offsets begin at 0 again, new topic id."""
+    store = LanceOfflineStore(tmp_path)
+    first = [{**r, "source_topic_id": "A"} for r in rows(0, 100)]
+    second = [{**r, "source_topic_id": "B"} for r in rows(0, 40)]
+    assert store.append_once("t", ID_SCHEMA, first) == 100
+    assert store.append_once("t", ID_SCHEMA, second) == 40
+    assert LanceOfflineStore(tmp_path).append_once("t", ID_SCHEMA, second[20:] + first[90:]) == 0
+    assert store.count("t") == 140
+
+
+def test_a_table_written_before_topic_ids_gains_the_column(tmp_path: Path) -> None:
+    LanceOfflineStore(tmp_path).append_once("t", SCHEMA, rows(0, 10))
+    store = LanceOfflineStore(tmp_path)
+    # The old rows have no id: their replays are still skipped, a new incarnation's are not.
+    replay = [{**r, "source_topic_id": ""} for r in rows(5, 12)]
+    assert store.append_once("t", ID_SCHEMA, replay) == 2
+    assert store.append_once("t", ID_SCHEMA, [{**r, "source_topic_id": "B"}
+                                               for r in rows(0, 3)]) == 3
+    table, _ = store.read("t")
+    assert table.schema.field("source_topic_id").type == pa.string()
+    assert table.num_rows == 15

@@ -57,7 +57,8 @@ def _batch(first: int, n: int, seed: int, learnable: bool = True) -> tuple[pa.Ta
     else:
         fraud = rng.random(n) < 0.1
     tx_ids = [f"tx-{i}" for i in index]
-    source = {"source_partition": np.zeros(n, dtype=np.int32), "source_offset": index}
+    source = {"source_partition": np.zeros(n, dtype=np.int32), "source_offset": index,
+              "source_topic_id": [None] * n}
     feature_rows = pa.Table.from_pydict(
         {
             "tx_id": tx_ids,
