@@ -7,6 +7,7 @@ one it expects, every feature error, or anything fti raises on purpose.
 from fti.errors import FtiError
 
 __all__ = [
+    "DefinitionError",
     "FeatureError",
     "FeatureGroupError",
     "FeatureViewError",
@@ -48,3 +49,9 @@ class SplitError(FeatureError):
 
 class TrainingDataError(FeatureError):
     """A training dataset cannot be read, found or trained on; the message says what to do."""
+
+
+class DefinitionError(FeatureError):
+    """A user project's definition is wrong; the message names the definition, the field and
+    the fix, e.g. ``sum("merchant") in group merchant_activity: merchant is a string; sum
+    needs a number``."""

@@ -155,7 +155,7 @@ def _first_error(ex: ValidationError) -> str:
 MAX_EVENT_BYTES = 1 << 20
 
 
-def _loads(raw: bytes | str) -> dict[str, Any]:
+def read_json_object(raw: bytes | str) -> dict[str, Any]:
     """A JSON object from untrusted bytes; `EventError` for anything else.
 
     orjson refuses what `json` lets through: NaN/Infinity literals, invalid UTF-8 (`json`
@@ -187,7 +187,7 @@ def decode_event(model: type[E], raw: bytes | str) -> E:
     ...
     fti.errors.EventError: ts: Value error, time out of range: '0001-01-01T00:00:00+01:00'
     """
-    data = _loads(raw)
+    data = read_json_object(raw)
     try:
         return model.model_validate(data)
     except ValidationError as ex:
@@ -250,7 +250,7 @@ def parse_preference(raw: bytes | str) -> PreferenceEvent:
     ...
     fti.errors.EventError: response_b: must not be empty (pair_id='p')
     """
-    data = _loads(raw)
+    data = read_json_object(raw)
     try:
         return PreferenceEvent.model_validate(data)
     except ValidationError as ex:

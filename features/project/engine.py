@@ -1,0 +1,274 @@
+"""The feature engine's logic for one group: incremental window state per entity, and the
+features of each event from it. Pure Python, no I/O: `fti.flows.materialize` drives it over
+Kafka, `fti backfill` over files, and inference calls `GroupEngine.preview` on the state it
+reads from the online store, so the three compute features with the same code.
+
+**Windows are exact to 1/60 of their length.** A window of length `w` keeps per-bucket
+partial aggregates (count, sum, mean and M2 for std, min, max, distinct values) over buckets
+of event time `w/60` long: the window of an event covers the 60 buckets up to and including
+the event's own bucket, and every event of the entity that arrived before it (or is it) and
+falls in them. State per entity is at most 60 buckets per window length plus the events
+within the allowed lateness, whatever the event rate.
+
+`last(f)` and `time_since_previous()` look at the entity's latest *earlier* event by event
+time (arrived before this one, time at or before its time); null for the first. An event
+older than the entity's newest accepted event time minus the group's allowed lateness is
+rejected with rule `late`.
+
+>>> from fti.features.project.declare import Field, Stream, FeatureGroup, count, sum
+>>> from fti.features.project.decode import Event
+>>> s = Stream("p", topic="p", event_time="ts", fields=[Field("m"), Field("x", "float"),
+...            Field("ts", "timestamp")])
+>>> g = GroupEngine(FeatureGroup("g", entity="m", stream=s,
+...                 aggregations=[count(window="1m"), sum("x", window="1m")]))
+>>> state, row = g.apply(None, Event({"m": "a", "x": 2.0, "ts": 0.0}, 0.0))
+>>> state, row = g.apply(state, Event({"m": "a", "x": 3.0, "ts": 30.0}, 30.0))
+>>> row["count_1m"], row["x_sum_1m"]
+(2, 5.0)
+>>> g.apply(state, Event({"m": "a", "x": 1.0, "ts": 70.0}, 70.0))[1]["count_1m"]
+2
+"""
+
+from __future__ import annotations
+
+import bisect
+import copy
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from fti.features.project.declare import Aggregation, FeatureGroup
+from fti.features.project.decode import Event, Rejection
+
+BUCKETS_PER_WINDOW = 60
+# A numeric partial: [n, sum, mean, m2, min, max].
+_N, _SUM, _MEAN, _M2, _MIN, _MAX = range(6)
+
+
+@dataclass
+class EntityState:
+    """One entity's state in one group; plain data, so it snapshots and goes online as JSON.
+
+    `buckets[w][b]` is `[events, {field: numeric partial}, {field: {value: n}}]` for window
+    plan `w` and bucket index `b`; `recent` holds `[time, seq, {field: value}]` sorted by
+    (time, seq) for `last` and `time_since_previous`.
+    """
+
+    max_time: float | None = None
+    seq: int = 0
+    buckets: list[dict[int, list[Any]]] = field(default_factory=list)
+    recent: list[list[Any]] = field(default_factory=list)
+
+    def to_json(self) -> list[list[Any]]:
+        """The state as JSON-able rows (bucket keys as text)."""
+        return [[self.max_time, self.seq],
+                [{str(b): v for b, v in plan.items()} for plan in self.buckets],
+                self.recent]
+
+    @classmethod
+    def from_json(cls, rows: list[Any]) -> EntityState:
+        """The inverse of `to_json`."""
+        (max_time, seq), buckets, recent = rows
+        return cls(max_time, seq, [{int(b): v for b, v in plan.items()} for plan in buckets],
+                   [list(r) for r in recent])
+
+
+@dataclass(frozen=True)
+class _WindowPlan:
+    seconds: float
+    bucket_s: float
+    numeric: tuple[str, ...]
+    distinct: tuple[str, ...]
+    aggregations: tuple[Aggregation, ...]
+
+
+def bucket_of(time: float, bucket_s: float) -> int:
+    """The bucket index of an event time (epoch seconds) for buckets `bucket_s` long."""
+    return math.floor(time / bucket_s)
+
+
+class GroupEngine:
+    """Computes one group's feature rows, event by event, from per-entity state."""
+
+    def __init__(self, group: FeatureGroup, max_recent: int = 100_000) -> None:
+        self.group = group
+        lateness = group.allowed_lateness
+        assert isinstance(lateness, timedelta)
+        self.lateness_s = lateness.total_seconds()
+        self.max_recent = max_recent
+        by_window: dict[float, list[Aggregation]] = {}
+        for agg in group.aggregations:
+            if agg.window is not None:
+                by_window.setdefault(agg.window.total_seconds(), []).append(agg)
+        self.plans = [
+            _WindowPlan(
+                seconds, seconds / BUCKETS_PER_WINDOW,
+                tuple(sorted({a.field for a in aggs if a.field and a.function
+                              in ("sum", "mean", "min", "max", "std")})),
+                tuple(sorted({a.field for a in aggs if a.function == "distinct_count"
+                              and a.field})),
+                tuple(aggs),
+            )
+            for seconds, aggs in sorted(by_window.items())
+        ]
+        self.last_fields = tuple(sorted({a.field for a in group.aggregations
+                                         if a.function == "last" and a.field}))
+        self.needs_recent = any(a.function in ("last", "time_since_previous")
+                                for a in group.aggregations)
+        self.point = [a for a in group.aggregations if a.window is None]
+        self.id_field = group.stream.id
+
+    def entity_of(self, event: Event) -> str | None:
+        """The entity key of an event as text (None when the event has none)."""
+        value = event.values.get(self.group.entity)
+        return None if value is None else str(value)
+
+    def apply(self, state: EntityState | None, event: Event
+              ) -> tuple[EntityState, dict[str, Any] | Rejection]:
+        """Add `event` to its entity's state; return the state and the event's feature row
+        (entity, event id, `event_time` in epoch seconds, features) or a `Rejection`."""
+        if state is None:
+            state = EntityState(buckets=[{} for _ in self.plans])
+        t = event.time
+        if state.max_time is not None and t < state.max_time - self.lateness_s:
+            return state, Rejection(
+                "late", f"event time {t:.3f} is more than {self.lateness_s:g} s before the "
+                f"newest event time {state.max_time:.3f} of {self.group.entity} "
+                f"{self.entity_of(event)} in group {self.group.name}")
+        row = self._row_start(event)
+        for t_ in self.group.transformations:
+            try:
+                row[t_.name] = t_.function(dict(event.values))
+            except Exception as ex:  # a user's function must not stop the engine
+                return state, Rejection(f"transform:{t_.name}",
+                                        f"{t_.name} raised {type(ex).__name__}: {ex}")
+        if self.needs_recent:
+            self._point_features(state, event, row)
+        for w, plan in enumerate(self.plans):
+            bucket = bucket_of(t, plan.bucket_s)
+            _add(state.buckets[w], bucket, plan, event.values)
+            _window_features(state.buckets[w], bucket, plan, row)
+        state.seq += 1
+        state.max_time = t if state.max_time is None else max(state.max_time, t)
+        self._expire(state)
+        return state, row
+
+    def preview(self, state: EntityState | None, event: Event) -> dict[str, Any] | Rejection:
+        """The row `apply` would give, leaving `state` untouched (inference's path)."""
+        return self.apply(copy.deepcopy(state), event)[1]
+
+    def _row_start(self, event: Event) -> dict[str, Any]:
+        values = event.values
+        row: dict[str, Any] = {self.group.entity: values[self.group.entity]}
+        if self.id_field is not None:
+            row[self.id_field] = values.get(self.id_field)
+        row["event_time"] = event.time
+        for name in self.group.features:
+            row[name] = values.get(name)
+        return row
+
+    def _point_features(self, state: EntityState, event: Event, row: dict[str, Any]) -> None:
+        recent, t = state.recent, event.time
+        i = bisect.bisect_right(recent, t, key=lambda r: r[0]) - 1
+        previous = recent[i] if i >= 0 else None
+        for agg in self.point:
+            if agg.function == "time_since_previous":
+                row[agg.name] = None if previous is None else t - previous[0]
+            else:
+                row[agg.name] = None if previous is None else previous[2].get(agg.field)
+        entry = [t, state.seq, {f: event.values.get(f) for f in self.last_fields}]
+        bisect.insort_right(recent, entry, key=lambda r: (r[0], r[1]))
+
+    def _expire(self, state: EntityState) -> None:
+        assert state.max_time is not None
+        oldest = state.max_time - self.lateness_s
+        for w, plan in enumerate(self.plans):
+            first = bucket_of(oldest, plan.bucket_s) - BUCKETS_PER_WINDOW
+            buckets = state.buckets[w]
+            if buckets and min(buckets) <= first:
+                for b in [b for b in buckets if b <= first]:
+                    del buckets[b]
+        recent = state.recent
+        if recent:
+            keep = bisect.bisect_left(recent, oldest, key=lambda r: r[0])
+            keep = max(keep - 1, 0, len(recent) - self.max_recent)
+            if keep:
+                del recent[:keep]
+
+
+def _add(buckets: dict[int, list[Any]], bucket: int, plan: _WindowPlan,
+         values: Mapping[str, Any]) -> None:
+    data = buckets.get(bucket)
+    if data is None:
+        data = buckets[bucket] = [0, {}, {}]
+    data[0] += 1
+    for name in plan.numeric:
+        x = values.get(name)
+        if x is None:
+            continue
+        p = data[1].get(name)
+        if p is None:
+            data[1][name] = [1, x, float(x), 0.0, x, x]
+            continue
+        p[_N] += 1
+        p[_SUM] += x
+        d = x - p[_MEAN]
+        p[_MEAN] += d / p[_N]
+        p[_M2] += d * (x - p[_MEAN])
+        if x < p[_MIN]:
+            p[_MIN] = x
+        if x > p[_MAX]:
+            p[_MAX] = x
+    for name in plan.distinct:
+        x = values.get(name)
+        if x is not None:
+            seen = data[2].setdefault(name, {})
+            key = str(x)
+            seen[key] = seen.get(key, 0) + 1
+
+
+def _window_features(buckets: dict[int, list[Any]], bucket: int, plan: _WindowPlan,
+                     row: dict[str, Any]) -> None:
+    first = bucket - BUCKETS_PER_WINDOW + 1
+    inside = [data for b, data in buckets.items() if first <= b <= bucket]
+    events = 0
+    stats: dict[str, list[Any]] = {}
+    distinct: dict[str, set[str]] = {name: set() for name in plan.distinct}
+    for data in inside:
+        events += data[0]
+        for name, p in data[1].items():
+            s = stats.get(name)
+            stats[name] = list(p) if s is None else _merge(s, p)
+        for name, seen in data[2].items():
+            distinct[name].update(seen)
+    for agg in plan.aggregations:
+        fn = agg.function
+        if fn == "count":
+            row[agg.name] = events
+        elif fn == "distinct_count":
+            row[agg.name] = len(distinct[agg.field or ""])
+        else:
+            s = stats.get(agg.field or "")
+            row[agg.name] = None if s is None else _stat(fn, s)
+
+
+def _merge(a: list[Any], b: list[Any]) -> list[Any]:
+    n = a[_N] + b[_N]
+    d = b[_MEAN] - a[_MEAN]
+    return [n, a[_SUM] + b[_SUM], a[_MEAN] + d * b[_N] / n,
+            a[_M2] + b[_M2] + d * d * a[_N] * b[_N] / n,
+            min(a[_MIN], b[_MIN]), max(a[_MAX], b[_MAX])]
+
+
+def _stat(function: str, s: list[Any]) -> float:
+    if function == "sum":
+        return float(s[_SUM])
+    if function == "mean":
+        return float(s[_MEAN])
+    if function == "min":
+        return float(s[_MIN])
+    if function == "max":
+        return float(s[_MAX])
+    return math.sqrt(max(s[_M2], 0.0) / s[_N])
