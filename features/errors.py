@@ -53,5 +53,5 @@ class TrainingDataError(FeatureError):
 
 class DefinitionError(FeatureError):
     """A user project's definition is wrong; the message names the definition, the field and
-    the fix, e.g. ``sum("merchant") in group merchant_activity: merchant is a string; sum
+    the fix, e.g. ``agg.sum("merchant") in group merchant_activity: merchant is a string; sum
     needs a number``."""

@@ -24,10 +24,10 @@ _IDLE_WAIT = timedelta(milliseconds=5)
 class _PartitionReader(StatefulSourcePartition[KafkaRecord, Position]):
     def __init__(
         self, kafka: KafkaSettings, topic: str, partition: int, resume: Position | int | None,
-        batch_size: int, stop: threading.Event | None, flow: str,
+        batch_size: int, stop: threading.Event | None, flow: str, batched: bool = False,
     ) -> None:
         self._reader = PartitionReader(kafka, topic, partition, resume)
-        self._batch_size, self._stop = batch_size, stop
+        self._batch_size, self._stop, self._batched = batch_size, stop, batched
         self._awake: datetime | None = None
         self._events_in = metrics.EVENTS_IN.labels(flow, topic)
         self._lag_labels = (flow, topic, str(partition))
@@ -46,6 +46,8 @@ class _PartitionReader(StatefulSourcePartition[KafkaRecord, Position]):
         lag = self._reader.lag()
         if lag is not None:
             self._lag.set(lag)
+        if self._batched:
+            return [batch] if batch else []
         return batch
 
     def next_awake(self) -> datetime | None:
@@ -62,7 +64,9 @@ class _PartitionReader(StatefulSourcePartition[KafkaRecord, Position]):
 class KafkaPartitionSource(FixedPartitionedSource[KafkaRecord, Position]):
     """Read `topics` from the beginning (or the recovered offset), until `stop` is set.
 
-    Records read are counted in `fti_events_in_total{flow, topic}`.
+    Records read are counted in `fti_events_in_total{flow, topic}`. `batched=True` emits each
+    batch read from a partition as one item (a list of records), for steps that work a batch
+    at a time.
     """
 
     def __init__(
@@ -72,9 +76,10 @@ class KafkaPartitionSource(FixedPartitionedSource[KafkaRecord, Position]):
         stop: threading.Event | None = None,
         batch_size: int = 1000,
         flow: str = "unnamed",
+        batched: bool = False,
     ) -> None:
         self.kafka, self.topics, self.stop, self.batch_size = kafka, topics, stop, batch_size
-        self.flow = flow
+        self.flow, self.batched = flow, batched
 
     def list_parts(self) -> list[str]:
         return [f"{p}-{topic}" for topic in self.topics for p in partitions_of(self.kafka, topic)]
@@ -83,5 +88,6 @@ class KafkaPartitionSource(FixedPartitionedSource[KafkaRecord, Position]):
                    resume_state: Position | int | None) -> _PartitionReader:
         partition, topic = for_part.split("-", 1)
         return _PartitionReader(
-            self.kafka, topic, int(partition), resume_state, self.batch_size, self.stop, self.flow
+            self.kafka, topic, int(partition), resume_state, self.batch_size, self.stop, self.flow,
+            self.batched,
         )

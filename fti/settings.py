@@ -14,6 +14,7 @@ Unknown keys, in the YAML file or as ``FTI_*`` variables, are an error at start-
 from __future__ import annotations
 
 import os
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,6 +28,9 @@ from pydantic_settings import (
 )
 
 from fti.errors import ConfigError
+
+#: The YAML file of the project being loaded by `load_project_settings`, if any.
+_PROJECT_CONFIG: ContextVar[Path | None] = ContextVar("fti_project_config", default=None)
 
 
 class _Section(BaseModel):
@@ -324,6 +328,9 @@ class Settings(BaseSettings):
 
 
 def _config_file() -> Path | None:
+    project = _PROJECT_CONFIG.get()
+    if project is not None:
+        return project
     explicit = os.environ.get("FTI_CONFIG")
     if explicit:
         path = Path(explicit)
@@ -380,3 +387,28 @@ def settings_in(env: dict[str, str]) -> Settings:
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+def load_project_settings(project_dir: Path | str, **overrides: Any) -> Settings:
+    """Settings of the project in `project_dir`: its `fti.yaml` when it has one (in place of
+    ``FTI_CONFIG`` or ``./fti.yaml``), and a relative `data_dir` not given by the environment
+    or `overrides` taken from the project directory.
+
+    >>> import tempfile
+    >>> project = Path(tempfile.mkdtemp())
+    >>> _ = (project / "fti.yaml").write_text("data_dir: state\\n")
+    >>> load_project_settings(project).data_dir == project / "state"
+    True
+    """
+    folder = Path(project_dir)
+    config = folder / "fti.yaml"
+    token = _PROJECT_CONFIG.set(config) if config.is_file() else None
+    try:
+        settings = load_settings(**overrides)
+    finally:
+        if token is not None:
+            _PROJECT_CONFIG.reset(token)
+    from_env = any(var.upper() == "FTI_DATA_DIR" for var in os.environ)
+    if settings.data_dir.is_absolute() or from_env or "data_dir" in overrides:
+        return settings
+    return settings.model_copy(update={"data_dir": folder / settings.data_dir})

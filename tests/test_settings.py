@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from fti.errors import ConfigError
-from fti.settings import KafkaSettings, Settings, load_settings
+from fti.settings import KafkaSettings, Settings, load_project_settings, load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -172,3 +172,32 @@ def test_password_from_env_is_masked_when_printed(monkeypatch: pytest.MonkeyPatc
 
 def test_online_path_follows_data_dir() -> None:
     assert Settings(data_dir=Path("/d")).online_path == Path("/d/online.db")
+
+
+def test_project_settings_read_the_project_yaml(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    project = tmp_path / "shop"
+    project.mkdir()
+    (project / "fti.yaml").write_text("data_dir: state\nlog_level: ERROR\n")
+    _yaml(tmp_path, "log_level: DEBUG\n", monkeypatch)  # FTI_CONFIG gives way to the project
+    s = load_project_settings(project)
+    assert (s.data_dir, s.log_level) == (project / "state", "ERROR")
+    assert load_settings().log_level == "DEBUG"  # only while loading the project's settings
+
+
+def test_project_settings_without_yaml_keep_data_dir_in_the_project(tmp_path: Path) -> None:
+    assert load_project_settings(tmp_path / "p").data_dir == tmp_path / "p" / ".fti"
+    assert load_project_settings(tmp_path / "p", data_dir=Path("x")).data_dir == Path("x")
+
+
+def test_project_settings_data_dir_from_env_stays_as_given(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "fti.yaml").write_text("data_dir: /abs/yaml\n")
+    monkeypatch.setenv("FTI_DATA_DIR", "relative")
+    assert load_project_settings(tmp_path).data_dir == Path("relative")
+
+
+def test_project_settings_name_a_bad_project_yaml(tmp_path: Path) -> None:
+    (tmp_path / "fti.yaml").write_text("data_dri: x\n")
+    with pytest.raises(ConfigError, match="data_dri"):
+        load_project_settings(tmp_path)

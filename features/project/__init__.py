@@ -1,19 +1,20 @@
 """Bring your own events: a user project declares streams, feature groups, labels and views.
 
 A project is a directory with `fti.yaml` (settings) and `definitions.py` (or a
-`definitions/` package) written with the classes and functions re-exported here, like a
-Feast feature repository:
+`definitions/` package) written with the classes re-exported here and the aggregations of
+`agg`, like a Feast feature repository:
 
->>> from fti.features.project import Field, Stream, FeatureGroup, count, mean
+>>> from fti.features.project import Field, Stream, FeatureGroup, agg
 >>> payments = Stream("payments", topic="payments", event_time="ts", key="merchant_id",
 ...                   fields=[Field("merchant_id", "string"), Field("amount", "float", min=0),
 ...                           Field("ts", "timestamp")])
 >>> group = FeatureGroup("merchant_activity", entity="merchant_id", stream=payments,
-...                      aggregations=[count(window="15m"), mean("amount", window="1h")])
+...                      aggregations=[agg.count(window="15m"), agg.mean("amount", window="1h")])
 >>> group.feature_names()
 ['count_15m', 'amount_mean_1h']
 """
 
+from fti.features.project import agg
 from fti.features.project.declare import (
     Aggregation,
     FeatureGroup,
@@ -22,20 +23,10 @@ from fti.features.project.declare import (
     Label,
     Stream,
     Transformation,
-    count,
-    distinct_count,
-    last,
-    max,
-    mean,
-    min,
-    std,
-    sum,
-    time_since_previous,
     transformation,
 )
 
 __all__ = [
     "Aggregation", "FeatureGroup", "FeatureView", "Field", "Label", "Stream", "Transformation",
-    "count", "distinct_count", "last", "max", "mean", "min", "std", "sum", "time_since_previous",
-    "transformation",
+    "agg", "transformation",
 ]

@@ -9,7 +9,7 @@ fix. Durations are text (`"30s"`, `"15m"`, `"1h"`, `"7d"`), seconds or a `timede
 ...              aggregations=[sum("merchant", window="1h")])  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-fti.features.errors.DefinitionError: sum("merchant") in group m: merchant is a string; sum ...
+fti.features.errors.DefinitionError: agg.sum("merchant") in group m: merchant is a string; ...
 """
 
 from __future__ import annotations
@@ -194,8 +194,8 @@ class Aggregation:
     name: str
 
     def describe(self) -> str:
-        """How the user wrote it, for error messages: `sum("amount")`."""
-        return f'{self.function}("{self.field}")' if self.field else f"{self.function}()"
+        """How the user wrote it, for error messages: `agg.sum("amount")`."""
+        return f'agg.{self.function}("{self.field}")' if self.field else f"agg.{self.function}()"
 
     def output_type(self, stream: Stream) -> pa.DataType:
         """The Arrow type of the feature it computes."""
@@ -213,7 +213,7 @@ class Aggregation:
 
 def _aggregation(function: AggFunction, field_name: str | None, window: Duration | None,
                  name: str | None) -> Aggregation:
-    where = f'{function}("{field_name}")' if field_name else f"{function}()"
+    where = f'agg.{function}("{field_name}")' if field_name else f"agg.{function}()"
     if function in _NO_WINDOW:
         span = None
     else:
@@ -472,8 +472,10 @@ class Label:
 @dataclass(frozen=True)
 class FeatureView:
     """Training data: each label joined, point in time, to the features of `groups` as of the
-    label's event time (no older than `ttl`, when given). A group joins on its entity, which
-    must be a field of the label's stream. Columns are named `<group>__<feature>`."""
+    label's event time (no older than `ttl`, when given). A group joins on its entity when
+    the label's stream carries it, else on its stream's event id (the label names the very
+    event it labels, as a fraud label names its transaction). Columns are named
+    `<group>__<feature>`."""
 
     name: str
     label: Label
@@ -488,12 +490,12 @@ class FeatureView:
         object.__setattr__(self, "groups", tuple(self.groups))
         if not self.groups:
             raise DefinitionError(f"{where}: needs at least one feature group")
-        label_fields = self.label.stream.field_map()
         for group in self.groups:
-            if group.entity not in label_fields:
+            if self.join_key(group) is None:
                 raise DefinitionError(
-                    f"{where}: group {group.name} joins on {group.entity!r}, which the label "
-                    f"stream {self.label.stream.name} does not carry; add the field there")
+                    f"{where}: group {group.name} joins on {group.entity!r} (or the event id "
+                    f"{group.stream.id!r}), which the label stream {self.label.stream.name} "
+                    "does not carry; add the field there")
         available = {self.column(g, f): g for g in self.groups for f in g.feature_names()}
         if self.features is None:
             chosen = [c for c, g in available.items()
@@ -511,6 +513,13 @@ class FeatureView:
         object.__setattr__(self, "features", tuple(chosen))
         if self.ttl is not None:
             object.__setattr__(self, "ttl", parse_duration(self.ttl, f"{where}: ttl"))
+
+    def join_key(self, group: FeatureGroup) -> str | None:
+        """The label field a group joins on: its entity, else its stream's event id."""
+        fields = self.label.stream.field_map()
+        if group.entity in fields:
+            return group.entity
+        return group.stream.id if group.stream.id in fields else None
 
     @staticmethod
     def column(group: FeatureGroup, feature: str) -> str:

@@ -41,6 +41,7 @@ from typing import Any
 
 from fti.features.project.declare import Aggregation, FeatureGroup
 from fti.features.project.decode import Event, Rejection
+from fti.features.project.tables import group_schema
 
 BUCKETS_PER_WINDOW = 60
 # A numeric partial: [n, sum, mean, m2, min, max].
@@ -94,6 +95,7 @@ class GroupEngine:
 
     def __init__(self, group: FeatureGroup, max_recent: int = 100_000) -> None:
         self.group = group
+        self.schema = group_schema(group)
         lateness = group.allowed_lateness
         assert isinstance(lateness, timedelta)
         self.lateness_s = lateness.total_seconds()

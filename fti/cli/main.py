@@ -1,7 +1,7 @@
 """The `fti` command line: one entry point for the broker, producer, flows, training and demo.
 
 Every sub-command has `--help`; settings come from `FTI_*` env vars and `fti.yaml` (or the
-file named by `FTI_CONFIG`).
+file named by `FTI_CONFIG`; for `plan` and `apply`, the project's `fti.yaml`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 from fti.errors import FtiError
 from fti.logging_setup import configure_logging
-from fti.settings import Settings, load_settings
+from fti.settings import Settings, load_project_settings, load_settings
 
 log = logging.getLogger("fti")
 
@@ -238,6 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     from fti.cli.dataset import add_dataset_parser
 
     add_dataset_parser(sub)
+    from fti.cli.project import add_project_parsers
+
+    add_project_parsers(sub)
     p = add("bench", cmd_bench)
     p.add_argument("name", choices=BENCHMARKS)
     p.add_argument("bench_args", nargs=argparse.REMAINDER, help="the benchmark's own options")
@@ -260,7 +263,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     args = build_parser().parse_args(argv)
     try:
-        settings = load_settings()
+        project = getattr(args, "project", None)
+        settings = load_project_settings(project) if project is not None else load_settings()
         service = args.name if args.command == "flow" else args.command
         configure_logging(settings.log_level, settings.log_format, service=service)
         return args.handler(args, settings)

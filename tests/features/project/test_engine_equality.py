@@ -7,16 +7,14 @@ from __future__ import annotations
 
 import json
 import math
-import statistics
-from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fti.features import project as fp
-from fti.features.project import FeatureGroup, Field, Stream
+from fti.features.project import FeatureGroup, Field, Stream, agg
 from fti.features.project.decode import Event, Rejection
 from fti.features.project.engine import EntityState, GroupEngine
+from tests.features.project.brute_force import assert_rows_equal, brute_force_rows
 
 STREAM = Stream("s", topic="s", event_time="ts", id="eid", fields=[
     Field("eid", "string"), Field("k", "string"), Field("x", "float", required=False),
@@ -24,65 +22,13 @@ STREAM = Stream("s", topic="s", event_time="ts", id="eid", fields=[
 WINDOWS = (("1m", 60.0), ("7m", 420.0))
 GROUP = FeatureGroup(
     "g", entity="k", stream=STREAM, allowed_lateness="90s",
-    aggregations=[agg for label, _ in WINDOWS for agg in (
-        fp.count(window=label), fp.sum("x", window=label), fp.mean("x", window=label),
-        fp.min("x", window=label), fp.max("x", window=label), fp.std("x", window=label),
-        fp.distinct_count("c", window=label))]
-    + [fp.last("x"), fp.last("c"), fp.time_since_previous()],
+    aggregations=[a for label, _ in WINDOWS for a in (
+        agg.count(window=label), agg.sum("x", window=label), agg.mean("x", window=label),
+        agg.min("x", window=label), agg.max("x", window=label), agg.std("x", window=label),
+        agg.distinct_count("c", window=label))]
+    + [agg.last("x"), agg.last("c"), agg.time_since_previous()],
 )
 LATENESS = 90.0
-
-
-def brute_force(events: list[Event]) -> list[dict[str, Any] | str]:
-    """Each event's row from the raw events alone, by the documented definitions."""
-    out: list[dict[str, Any] | str] = []
-    accepted: list[tuple[int, Event]] = []  # (arrival, event), same entity checked below
-    for i, e in enumerate(events):
-        key = e.values["k"]
-        mine = [(j, p) for j, p in accepted if p.values["k"] == key]
-        if mine and e.time < max(p.time for _, p in mine) - LATENESS:
-            out.append("late")
-            continue
-        row: dict[str, Any] = {"k": key, "eid": e.values["eid"], "event_time": e.time}
-        earlier = [p for _, p in mine if p.time <= e.time]
-        prev = earlier[-1] if earlier else None
-        for p in earlier:  # latest by time; among equal times the later arrival
-            if p.time >= prev.time:
-                prev = p
-        row["x_last"] = None if prev is None else prev.values["x"]
-        row["c_last"] = None if prev is None else prev.values["c"]
-        row["secs_since_previous"] = None if prev is None else e.time - prev.time
-        for label, seconds in WINDOWS:
-            size = seconds / 60
-            b = math.floor(e.time / size)
-            inside = [p for _, p in mine if b - 60 < math.floor(p.time / size) <= b] + [e]
-            xs = [p.values["x"] for p in inside if p.values["x"] is not None]
-            row[f"count_{label}"] = len(inside)
-            row[f"x_sum_{label}"] = math.fsum(xs) if xs else None
-            row[f"x_mean_{label}"] = statistics.fmean(xs) if xs else None
-            row[f"x_min_{label}"] = min(xs) if xs else None
-            row[f"x_max_{label}"] = max(xs) if xs else None
-            row[f"x_std_{label}"] = statistics.pstdev(xs) if xs else None
-            row[f"c_distinct_{label}"] = len({p.values["c"] for p in inside
-                                               if p.values["c"] is not None})
-        accepted.append((i, e))
-        out.append(row)
-    return out
-
-
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, float) or isinstance(b, float):
-        return a is not None and b is not None and math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-6)
-    return a == b
-
-
-def _assert_rows_equal(got: dict[str, Any] | str, want: dict[str, Any] | str, what: str) -> None:
-    if isinstance(want, str) or isinstance(got, str):
-        assert got == want, what
-        return
-    assert got.keys() == want.keys(), what
-    for name in want:
-        assert _same(got[name], want[name]), f"{what}: {name} {got[name]!r} != {want[name]!r}"
 
 
 @st.composite
@@ -108,7 +54,7 @@ def test_engine_inference_path_and_brute_force_agree(events: list[Event]) -> Non
     engine = GroupEngine(GROUP)
     states: dict[str, EntityState] = {}
     online: dict[str, str] = {}  # what the online store holds: the state as JSON text
-    want = brute_force(events)
+    want = brute_force_rows(GROUP, events)
     for i, event in enumerate(events):
         key = engine.entity_of(event)
         assert key is not None
@@ -120,8 +66,8 @@ def test_engine_inference_path_and_brute_force_agree(events: list[Event]) -> Non
         online[key] = json.dumps(state.to_json())
         got = row.rule if isinstance(row, Rejection) else row
         inferred = served.rule if isinstance(served, Rejection) else served
-        _assert_rows_equal(got, want[i], f"engine, event {i}")
-        _assert_rows_equal(inferred, want[i], f"inference path, event {i}")
+        assert_rows_equal(got, want[i], f"engine, event {i}")
+        assert_rows_equal(inferred, want[i], f"inference path, event {i}")
 
 
 def test_state_stays_bounded_however_many_events() -> None:

@@ -1,0 +1,67 @@
+"""Offline tables of a project: one per feature group version, one per label version.
+
+A group's table holds one row per accepted event: the entity, the event id (when the stream
+names one), `event_time`, the features, and the source columns that make appends exactly
+once. A label's table holds the label stream's fields, `event_time` and the source columns.
+
+>>> from fti.features.project.declare import Field, Stream, FeatureGroup, count
+>>> s = Stream("p", topic="p", event_time="ts", id="pid", fields=[Field("pid"), Field("m"),
+...            Field("ts", "timestamp")])
+>>> group_schema(FeatureGroup("g", entity="m", stream=s, aggregations=[count(window="1h")])
+...              ).names[:4]
+['m', 'pid', 'event_time', 'count_1h']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+
+from fti.features.groups import SOURCE_FIELDS
+from fti.features.project.declare import ARROW_TYPES, FeatureGroup, Label
+
+EVENT_TIME = "event_time"
+_TIME = pa.timestamp("us", tz="UTC")
+
+
+def group_schema(group: FeatureGroup) -> pa.Schema:
+    """The offline schema of a group."""
+    fields = group.stream.field_map()
+    columns = [pa.field(group.entity, ARROW_TYPES[fields[group.entity].type], nullable=False)]
+    stream_id = group.stream.id
+    if stream_id is not None and stream_id != group.entity:
+        columns.append(pa.field(stream_id, ARROW_TYPES[fields[stream_id].type]))
+    columns.append(pa.field(EVENT_TIME, _TIME, nullable=False))
+    columns += [pa.field(name, kind) for name, kind in group.feature_types().items()]
+    return pa.schema([*columns, *SOURCE_FIELDS])
+
+
+def label_table(label: Label) -> str:
+    """The offline table of a label: `label_<name>_v<version>`."""
+    return f"label_{label.name}_v{label.version}"
+
+
+def label_schema(label: Label) -> pa.Schema:
+    """The offline schema of a label: its stream's fields, `event_time`, source columns."""
+    columns = [pa.field(f.name, ARROW_TYPES[f.type]) for f in label.stream.fields
+               if f.name != EVENT_TIME]
+    return pa.schema([*columns, pa.field(EVENT_TIME, _TIME, nullable=False), *SOURCE_FIELDS])
+
+
+def to_datetime(seconds: float | None) -> datetime | None:
+    """Epoch seconds as an aware UTC datetime (None stays None)."""
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
+
+
+def offline_row(schema: pa.Schema, row: Mapping[str, Any],
+                source: Mapping[str, Any]) -> dict[str, Any]:
+    """A feature or label row ready for `schema`: times as datetimes, source columns added."""
+    out = dict(row)
+    for f in schema:
+        if f.type == _TIME and f.name in out:
+            out[f.name] = to_datetime(out[f.name])
+    out.update(source)
+    return out

@@ -1,0 +1,77 @@
+"""Point-in-time training data of a declared feature view.
+
+Each label row is joined, per group of the view, to the group's row for the same entity
+whose event time is the latest at or before the label's event time (among equal times the
+one processed last, which knows the most), no older than the view's `ttl`. Replays are
+dropped first (`dedupe_by_source`). Columns: the label stream's fields, `event_time`, the
+label value, and each feature as `<group>__<feature>`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+
+import pyarrow as pa
+
+from fti.connectors.errors import OfflineTableError
+from fti.connectors.offline.store import LanceOfflineStore
+from fti.features.errors import TrainingDataError
+from fti.features.pit import asof_join
+from fti.features.project.declare import FeatureView
+from fti.features.project.tables import (
+    EVENT_TIME,
+    group_schema,
+    label_schema,
+    label_table,
+)
+from fti.features.training_data import SOURCE_COLUMNS, dedupe_by_source
+
+
+def view_training_table(view: FeatureView, labels: pa.Table,
+                        groups: Mapping[str, pa.Table]) -> pa.Table:
+    """The view's training rows from its label table and its groups' tables (by table name).
+
+    >>> from fti.features.project.declare import Field, Stream, FeatureGroup, Label, count
+    >>> s = Stream("s", topic="s", event_time="ts", fields=[Field("k"), Field("y", "int"),
+    ...            Field("ts", "timestamp")])
+    >>> g = FeatureGroup("g", entity="k", stream=s, aggregations=[count(window="1h")])
+    >>> v = FeatureView("v", Label("l", s, value="y"), [g])
+    >>> view_training_table(v, label_schema(v.label).empty_table(),
+    ...                     {g.table_name: group_schema(g).empty_table()}).column_names
+    ['k', 'y', 'ts', 'event_time', 'g__count_1h']
+    """
+    ttl = view.ttl if isinstance(view.ttl, timedelta) else None
+    out = _without_sources(dedupe_by_source(labels))
+    chosen = set(view.features or ())
+    for group in view.groups:
+        table = groups.get(group.table_name)
+        if table is None:
+            raise TrainingDataError(f"view {view.name}: no offline table {group.table_name}; "
+                                    "run `fti materialize` or `fti backfill` first")
+        wanted = [f for f in group.feature_names() if view.column(group, f) in chosen]
+        key = view.join_key(group)
+        assert key is not None  # the view checked it
+        right = dedupe_by_source(table).select([key, EVENT_TIME, *wanted])
+        right = right.rename_columns([key, EVENT_TIME, *(view.column(group, f) for f in wanted)])
+        out = asof_join(out, right, by=key, on=EVENT_TIME, tolerance=ttl)
+    return out
+
+
+def _without_sources(table: pa.Table) -> pa.Table:
+    return table.drop_columns([c for c in SOURCE_COLUMNS if c in table.column_names])
+
+
+def read_view(view: FeatureView, offline_location: str) -> pa.Table:
+    """`view_training_table` over the latest versions of the offline tables."""
+    store = LanceOfflineStore(offline_location)
+    labels = _read(store, label_table(view.label), label_schema(view.label))
+    groups = {g.table_name: _read(store, g.table_name, group_schema(g)) for g in view.groups}
+    return view_training_table(view, labels, groups)
+
+
+def _read(store: LanceOfflineStore, name: str, schema: pa.Schema) -> pa.Table:
+    try:
+        return store.read(name)[0]
+    except OfflineTableError:
+        return schema.empty_table()
