@@ -16,13 +16,16 @@ from bytewax.testing import run_main
 
 from fti import metrics
 from fti.errors import FtiError
-from fti.flows import features, inference, monitor, preferences
+from fti.features.project.loader import Project
+from fti.flows import features, inference, materialize, monitor, preferences
 from fti.flows.champion import prepare_inference
 from fti.settings import RecoverySettings, Settings
 
 log = logging.getLogger(__name__)
 
 FLOWS = ("features", "monitor", "inference", "preferences")
+#: Flows whose metrics port is another's: materialize is the features service of a project.
+_PORT_OF = {"materialize": "features"}
 
 
 def stop_on_signals(on_stop: Callable[[], None] | None = None) -> threading.Event:
@@ -64,15 +67,19 @@ class Cluster:
     workers: int = 1
 
 
-def run_flow_service(name: str, settings: Settings, cluster: Cluster | None = None) -> None:
+def run_flow_service(name: str, settings: Settings, cluster: Cluster | None = None,
+                     project: Project | None = None) -> None:
     """Serve metrics and run flow `name` in this process (or as one process of a cluster)
-    until it is stopped."""
-    if name not in FLOWS:
+    until it is stopped. `materialize` runs the feature engine of `project`."""
+    if name not in (*FLOWS, "materialize") or (name == "materialize" and project is None):
         raise FtiError(f"unknown flow {name!r}; choose one of {', '.join(FLOWS)}")
-    health = metrics.serve_metrics(getattr(settings.metrics, f"{name}_port"),
-                                   settings.metrics.host)
+    port = getattr(settings.metrics, f"{_PORT_OF.get(name, name)}_port")
+    health = metrics.serve_metrics(port, settings.metrics.host)
     stop = stop_on_signals(on_stop=lambda: health.set_not_ready("stopping"))
-    if name == "features":
+    if name == "materialize":
+        assert project is not None
+        flow = materialize.get_flow(settings, project, stop)
+    elif name == "features":
         flow = features.get_flow(settings, stop)
     elif name == "monitor":
         flow = monitor.get_flow(settings, stop)
@@ -85,8 +92,7 @@ def run_flow_service(name: str, settings: Settings, cluster: Cluster | None = No
             return
         flow = inference.get_flow(settings, holder, stop)
     health.set_ready(f"flow {name} running")
-    log.info("flow %s running (metrics on %s:%s)", name, settings.metrics.host,
-             getattr(settings.metrics, f"{name}_port"))
+    log.info("flow %s running (metrics on %s:%s)", name, settings.metrics.host, port)
     recovery = recovery_config(settings.recovery, name)
     epoch = timedelta(seconds=settings.recovery.snapshot_s) if recovery else None
     cluster = cluster or Cluster()

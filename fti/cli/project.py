@@ -1,4 +1,5 @@
-"""`fti init|plan|apply`: start a project, see what changed in its definitions, record them.
+"""`fti init|plan|apply|materialize|backfill|features`: start a project, see what changed in
+its definitions, record them, compute its features from Kafka or from files, read them.
 
 ``fti/cli/main.py`` calls ``add_project_parsers(sub)``; each parser sets ``handler`` like
 every other sub-command. `plan` and `apply` take ``--project DIR`` (default: the current
@@ -12,8 +13,9 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from fti.features.project.loader import load_project
-from fti.features.project.plan import applied, apply, definitions_dir, plan
+from fti.features.errors import DefinitionError
+from fti.features.project.loader import Project, load_project
+from fti.features.project.plan import applied, apply, check_applied, definitions_dir, plan
 from fti.features.project.scaffold import init_project
 from fti.settings import Settings
 
@@ -60,6 +62,94 @@ def cmd_apply(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _applied_project(args: argparse.Namespace, settings: Settings) -> Project:
+    project = load_project(args.project)
+    check_applied(project, settings.data_dir)
+    return project
+
+
+def cmd_materialize(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the feature engine of the applied project until Ctrl-C / SIGTERM: every group from
+    its stream into the online and offline stores, labels into their tables, bad events to
+    each stream's DLQ with the rule they broke."""
+    from fti.connectors.kafka.clients import check_reachable, ensure_topic_names
+    from fti.flows.service import Cluster, run_flow_service
+
+    project = _applied_project(args, settings)
+    check_reachable(settings.kafka)
+    topics = sorted({t for s in project.streams.values() for t in (s.topic, s.dlq_topic) if t})
+    ensure_topic_names(settings.kafka, topics)
+    addresses = tuple(a for a in (args.addresses or "").split(";") if a)
+    run_flow_service("materialize", settings, Cluster(args.process_id, addresses, args.workers),
+                     project=project)
+    return 0
+
+
+def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
+    """Run historical events from Parquet, CSV or JSON-lines files through the applied
+    definitions of one stream: its groups' offline tables and online state, its labels."""
+    from tqdm import tqdm
+
+    from fti.features.project.backfill import backfill
+
+    project = _applied_project(args, settings)
+    stream = project.streams.get(args.stream)
+    if stream is None:
+        raise DefinitionError(f"backfill: no stream {args.stream!r}; the project has "
+                              f"{', '.join(sorted(project.streams)) or 'none'}")
+    groups = [g for g in project.groups.values() if g.stream.name == stream.name]
+    labels = [label for label in project.labels.values() if label.stream.name == stream.name]
+    with tqdm(unit="rows", desc=f"backfill {stream.name}") as bar:
+        report = backfill(settings, stream, groups, labels, args.files, on_rows=bar.update)
+    print(f"{report.rows} rows read, {report.events} valid events")
+    for table, n in sorted(report.written.items()):
+        print(f"  {table}: {n} rows written")
+    for rule, n in report.rejected.most_common():
+        print(f"  rejected by {rule}: {n}")
+    for example in report.examples:
+        print(f"    e.g. {example}")
+    return 0
+
+
+def cmd_features(args: argparse.Namespace, settings: Settings) -> int:
+    """Read features: `online GROUP KEY…` prints each entity's latest values as JSON lines;
+    `training VIEW --out FILE.parquet` writes the view's point-in-time training data."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    from fti.connectors.online import open_online_store
+    from fti.features.project.training import read_view
+
+    project = _applied_project(args, settings)
+    if args.action == "online":
+        group = project.groups.get(args.name)
+        if group is None:
+            raise DefinitionError(f"no group {args.name!r}; the project has "
+                                  f"{', '.join(sorted(project.groups)) or 'none'}")
+        store = open_online_store(settings)
+        try:
+            found = store.lookup([f"{group.table_name}:{k}" for k in args.keys])
+        finally:
+            store.close()
+        for key in args.keys:
+            answer = found[f"{group.table_name}:{key}"]
+            row = answer.row
+            print(json.dumps({group.entity: key, "status": answer.status,
+                              "event_time": row.event_time if row else None,
+                              **(row.features if row else {})}))
+        return 0
+    view = project.views.get(args.name)
+    if view is None:
+        raise DefinitionError(f"no view {args.name!r}; the project has "
+                              f"{', '.join(sorted(project.views)) or 'none'}")
+    table = read_view(view, str(settings.offline_location))
+    out = args.out or Path(f"{view.name}.parquet")
+    pq.write_table(table, out)
+    print(f"{table.num_rows} rows, {table.num_columns} columns -> {out}")
+    return 0
+
+
 def add_project_parsers(subparsers: Any) -> None:
     """Add `init`, `plan` and `apply` to the `fti` sub-command parsers.
 
@@ -77,8 +167,24 @@ def add_project_parsers(subparsers: Any) -> None:
     p.add_argument("directory", type=Path, help="the project directory (made when missing)")
     p.add_argument("--force", action="store_true",
                    help="overwrite an existing fti.yaml and definitions.py")
-    for name, handler in (("plan", cmd_plan), ("apply", cmd_apply)):
-        add(name, handler).add_argument(
+    parsers = {name: add(name, handler) for name, handler in (
+        ("plan", cmd_plan), ("apply", cmd_apply), ("materialize", cmd_materialize),
+        ("backfill", cmd_backfill), ("features", cmd_features))}
+    for p in parsers.values():
+        p.add_argument(
             "--project", type=Path, default=Path("."), metavar="DIR",
             help="the project directory (default: the current one); settings come from its "
                  "fti.yaml when it has one")
+    p = parsers["materialize"]
+    p.add_argument("--workers", type=int, default=1, help="worker threads in this process")
+    p.add_argument("--process-id", type=int, default=0, help="this process's index")
+    p.add_argument("--addresses", help="host:port of every process, ';'-separated")
+    p = parsers["backfill"]
+    p.add_argument("--stream", required=True, help="the declared stream the files hold")
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE",
+                   help=".parquet, .csv or .jsonl files, processed in the order given")
+    p = parsers["features"]
+    p.add_argument("action", choices=("online", "training"))
+    p.add_argument("name", help="a group (online) or a view (training)")
+    p.add_argument("keys", nargs="*", help="entity keys (online)")
+    p.add_argument("--out", type=Path, help="Parquet file (training; default VIEW.parquet)")

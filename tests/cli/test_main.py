@@ -13,7 +13,7 @@ from fti.cli.main import BENCHMARKS, build_parser, main
 
 COMMANDS = [
     "broker", "produce", "flow", "trainer", "train", "registry", "store", "dataset", "bench",
-    "up", "tune", "demo", "init", "plan", "apply",
+    "up", "tune", "demo", "init", "plan", "apply", "materialize", "backfill", "features",
 ]
 
 
