@@ -47,6 +47,9 @@ if TYPE_CHECKING:
     from fti.features.project.loader import Project
 
 FLOW = "materialize"
+#: Records per source batch: more events per entity share one state update and upsert, and
+#: a read returns what is there without waiting for a full batch.
+BATCH_RECORDS = 5000
 Decoded = list[tuple[KafkaRecord, Event | Rejection]]
 #: What a group's stateful step emits per entity and batch: rows with their sources, events
 #: rejected as late, and the entity's state (JSON-able) after the batch.
@@ -208,7 +211,8 @@ def get_flow(settings: Settings, project: Project,
     for stream in _streams(project):
         metrics.DLQ_EVENTS.labels(FLOW, stream.topic)  # exported at 0 before the first one
         raw = op.input(f"{stream.name}_in", flow, KafkaPartitionSource(
-            settings.kafka, [stream.topic], stop, flow=FLOW, batched=True))
+            settings.kafka, [stream.topic], stop, batch_size=BATCH_RECORDS, flow=FLOW,
+            batched=True))
         decoded = op.map(f"{stream.name}_decode", raw, decode_batch(StreamDecoder(stream)))
         bad = [op.flat_map(f"{stream.name}_invalid", decoded, rejections)]
         for group in sorted(project.groups.values(), key=lambda g: g.name):

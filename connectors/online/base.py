@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any, Literal, Protocol, runtime_checkable
 
+import orjson
+
 from fti.errors import FtiError
 
 
@@ -91,6 +93,15 @@ class OnlineRow:
 
     def _astuple(self) -> tuple[str, float, str, dict[str, float], list[list[Any]]]:
         return self._entity, self._event_time, self._tx_id, self.features, self.window
+
+
+def json_text(value: Any) -> str:
+    """`value` as JSON text, as stores write features and state (orjson: ~3x `json.dumps`).
+
+    >>> json_text({"a": [1.5, None], 2: "x"})
+    '{"a":[1.5,null],"2":"x"}'
+    """
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,14 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
-from fti.connectors.online.base import Lookup, OnlineRow, OnlineStoreError, fresh_only, judge
+from fti.connectors.online.base import (
+    Lookup,
+    OnlineRow,
+    OnlineStoreError,
+    fresh_only,
+    json_text,
+    judge,
+)
 
 # KEYS: index, entity keys. ARGV: horizon_s ('' = keep forever), len(key prefix),
 # then per entity: event_time, value, expire-at ms.
@@ -85,8 +92,8 @@ def _encode(row: OnlineRow) -> tuple[str, str]:
     if not math.isfinite(t):
         raise ValueError(f"event_time must be finite, got {t} (entity={row.entity!r})")
     stamp = repr(t)
-    value = "\t".join((stamp, json.dumps(row.tx_id), json.dumps(row.features),
-                       json.dumps(row.window)))
+    value = "\t".join((stamp, json_text(row.tx_id), json_text(row.features),
+                       json_text(row.window)))
     return stamp, value
 
 

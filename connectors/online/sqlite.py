@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 from collections.abc import Iterable
@@ -26,6 +25,7 @@ from fti.connectors.online.base import (
     Lookup,
     OnlineRow,
     fresh_only,
+    json_text,
     judge,
 )
 
@@ -76,7 +76,7 @@ class SqliteOnlineStore:
     def upsert(self, rows: Iterable[OnlineRow]) -> None:
         """Write rows in one transaction; per entity, the newest event time wins."""
         params = [
-            (r.entity, r.event_time, r.tx_id, json.dumps(r.features), json.dumps(r.window))
+            (r.entity, r.event_time, r.tx_id, json_text(r.features), json_text(r.window))
             for r in rows
         ]
         conn = self._connection()

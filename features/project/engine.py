@@ -61,6 +61,10 @@ class EntityState:
     seq: int = 0
     buckets: list[dict[int, list[Any]]] = field(default_factory=list)
     recent: list[list[Any]] = field(default_factory=list)
+    #: Per window plan: the merged partials of the 59 buckets before bucket `b`, as
+    #: `(b, events, stats, distinct)`, so the events of one bucket merge them once. Derived
+    #: data: never serialized, rebuilt on demand.
+    closed: list[Any] = field(default_factory=list, compare=False, repr=False)
 
     def to_json(self) -> list[list[Any]]:
         """The state as JSON-able rows (bucket keys as text)."""
@@ -74,6 +78,12 @@ class EntityState:
         (max_time, seq), buckets, recent = rows
         return cls(max_time, seq, [{int(b): v for b, v in plan.items()} for plan in buckets],
                    [list(r) for r in recent])
+
+    def closed_slot(self, plan: int) -> Any:
+        """The cached closed part of window plan `plan` (None when there is none)."""
+        if len(self.closed) <= plan:
+            self.closed.extend([None] * (plan + 1 - len(self.closed)))
+        return self.closed[plan]
 
 
 @dataclass(frozen=True)
@@ -150,8 +160,14 @@ class GroupEngine:
             self._point_features(state, event, row)
         for w, plan in enumerate(self.plans):
             bucket = bucket_of(t, plan.bucket_s)
+            closed = state.closed_slot(w)
+            if closed is not None and closed[0] - BUCKETS_PER_WINDOW < bucket < closed[0]:
+                closed = None  # a late event changed a bucket the cache merged
+            if closed is None or closed[0] != bucket:
+                closed = _closed_part(state.buckets[w], bucket)
+            state.closed[w] = closed
             _add(state.buckets[w], bucket, plan, event.values)
-            _window_features(state.buckets[w], bucket, plan, row)
+            _window_features(state.buckets[w][bucket], closed, plan, row)
         state.seq += 1
         state.max_time = t if state.max_time is None else max(state.max_time, t)
         self._expire(state)
@@ -231,28 +247,42 @@ def _add(buckets: dict[int, list[Any]], bucket: int, plan: _WindowPlan,
             seen[key] = seen.get(key, 0) + 1
 
 
-def _window_features(buckets: dict[int, list[Any]], bucket: int, plan: _WindowPlan,
-                     row: dict[str, Any]) -> None:
+def _closed_part(buckets: dict[int, list[Any]], bucket: int) -> tuple[Any, ...]:
+    """Merged partials of the buckets before `bucket` inside its window."""
     first = bucket - BUCKETS_PER_WINDOW + 1
-    inside = [data for b, data in buckets.items() if first <= b <= bucket]
     events = 0
     stats: dict[str, list[Any]] = {}
-    distinct: dict[str, set[str]] = {name: set() for name in plan.distinct}
-    for data in inside:
+    distinct: dict[str, set[str]] = {}
+    for b, data in buckets.items():
+        if not first <= b < bucket:
+            continue
         events += data[0]
         for name, p in data[1].items():
             s = stats.get(name)
             stats[name] = list(p) if s is None else _merge(s, p)
         for name, seen in data[2].items():
-            distinct[name].update(seen)
+            distinct.setdefault(name, set()).update(seen)
+    return bucket, events, stats, distinct
+
+
+def _window_features(current: list[Any], closed: tuple[Any, ...], plan: _WindowPlan,
+                     row: dict[str, Any]) -> None:
+    """Features of the window: the closed part merged with the event's own bucket."""
+    _, events, stats, distinct = closed
     for agg in plan.aggregations:
-        fn = agg.function
+        fn, name = agg.function, agg.field or ""
         if fn == "count":
-            row[agg.name] = events
+            row[agg.name] = events + current[0]
         elif fn == "distinct_count":
-            row[agg.name] = len(distinct[agg.field or ""])
+            before = distinct.get(name, ())
+            row[agg.name] = len(before) + sum(
+                1 for value in current[2].get(name, ()) if value not in before)
         else:
-            s = stats.get(agg.field or "")
+            mine, others = current[1].get(name), stats.get(name)
+            if mine is None or others is None:
+                s = mine if others is None else others
+            else:
+                s = _merge(others, mine)
             row[agg.name] = None if s is None else _stat(fn, s)
 
 

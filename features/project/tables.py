@@ -14,6 +14,7 @@ once. A label's table holds the label stream's fields, `event_time` and the sour
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -60,8 +61,13 @@ def offline_row(schema: pa.Schema, row: Mapping[str, Any],
                 source: Mapping[str, Any]) -> dict[str, Any]:
     """A feature or label row ready for `schema`: times as datetimes, source columns added."""
     out = dict(row)
-    for f in schema:
-        if f.type == _TIME and f.name in out:
-            out[f.name] = to_datetime(out[f.name])
+    for name in _time_columns(schema):
+        if name in out:
+            out[name] = to_datetime(out[name])
     out.update(source)
     return out
+
+
+@functools.lru_cache(maxsize=256)
+def _time_columns(schema: pa.Schema) -> tuple[str, ...]:
+    return tuple(f.name for f in schema if f.type == _TIME)
