@@ -29,7 +29,7 @@ from fti.features.project.loader import Project, load_project
 from fti.features.project.tables import label_table
 from fti.features.project.training import read_view
 from fti.flows import materialize
-from fti.settings import Settings
+from fti.settings import OnlineStoreSettings, Settings
 from tests.features.project.brute_force import assert_rows_equal, brute_force_rows, same_value
 from tests.poison import POISON
 from tests.support import read_topic, running_flow, wait_for
@@ -102,11 +102,15 @@ def as_event(raw: dict[str, Any]) -> Event:
     return Event(values, values["ts"])
 
 
-@pytest.mark.parametrize("online_backend", ["sqlite"])
+@pytest.mark.parametrize("online_backend", ["sqlite", "redis"])
 def test_a_declared_project_materializes_and_trains_point_in_time(
-    settings: Settings, tmp_path: Path, online_backend: str,
+    settings: Settings, tmp_path: Path, online_backend: str, request: pytest.FixtureRequest,
 ) -> None:
     suffix = uuid.uuid4().hex[:8]
+    if online_backend == "redis":
+        settings = settings.model_copy(update={"online": OnlineStoreSettings(
+            backend="redis", redis_url=request.getfixturevalue("redis_url"),
+            key_prefix=f"test-{suffix}")})
     rides_topic, tips_topic = f"rides-{suffix}", f"tips-{suffix}"
     project = write_project(tmp_path / "project", rides_topic, tips_topic)
     kafka = settings.kafka
