@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from fti.errors import FtiError
@@ -174,10 +175,17 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
-    """Run the broker (if needed) and every service, supervised, until Ctrl-C / SIGTERM."""
+    """Run the broker (if needed) and every service, supervised, until Ctrl-C / SIGTERM; with
+    --project, the project's feature engine (`fti materialize`) instead of the built-in
+    fraud services."""
     from fti.ops.up import run_up
 
-    return run_up(settings)
+    if args.project is not None:
+        from fti.features.project.loader import load_project
+        from fti.features.project.plan import check_applied
+
+        check_applied(load_project(args.project), settings.data_dir)
+    return run_up(settings, project=args.project)
 
 
 def _jsonable(value: Any) -> Any:
@@ -244,7 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("bench", cmd_bench)
     p.add_argument("name", choices=BENCHMARKS)
     p.add_argument("bench_args", nargs=argparse.REMAINDER, help="the benchmark's own options")
-    add("up", cmd_up)
+    add("up", cmd_up).add_argument(
+        "--project", type=Path, metavar="DIR",
+        help="a user project: run its feature engine (after `fti apply`)")
     p = add("demo", cmd_demo)
     p.add_argument("--events", type=int, default=150000,
                    help="most transactions to produce (it stops once the loop has closed)")

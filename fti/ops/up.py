@@ -52,8 +52,19 @@ BROKER_RESTARTS = 3
 BROKER_RESTART_WINDOW_S = 600.0
 
 
-def service_specs(settings: Settings) -> list[ServiceSpec]:
-    """One `ServiceSpec` per service: `python -m fti …` and its metrics/health port."""
+def service_specs(settings: Settings, project: Path | None = None) -> list[ServiceSpec]:
+    """One `ServiceSpec` per service: `python -m fti …` and its metrics/health port.
+
+    With a user `project`, the one service is its feature engine (`fti materialize`), on the
+    features port.
+
+    >>> [spec.argv[3:5] for spec in service_specs(Settings(), Path("/shop"))]
+    [('materialize', '--project')]
+    """
+    if project is not None:
+        return [ServiceSpec("materialize", (sys.executable, "-m", "fti", "materialize",
+                                            "--project", str(Path(project).resolve())),
+                            settings.metrics.features_port)]
     return [
         ServiceSpec(name, (sys.executable, "-m", "fti", *args),
                     getattr(settings.metrics, f"{name}_port"))
@@ -146,10 +157,10 @@ def _create_topics(settings: Settings, bootstrap_servers: str) -> None:
 
 
 def _print_banner(settings: Settings, bootstrap: str, embedded: bool,
-                  supervisor: Supervisor) -> None:
+                  supervisor: Supervisor, project: Path | None) -> None:
     host = settings.metrics.host
     lines = [f"fti up: Kafka at {bootstrap} ({'embedded' if embedded else 'configured'})"]
-    for spec in service_specs(settings):
+    for spec in service_specs(settings, project):
         pid = supervisor.status()[spec.name].pid
         where = (f"http://{host}:{spec.health_port}/metrics  /healthz  /readyz"
                  if spec.health_port else "metrics off")
@@ -167,7 +178,7 @@ def _stop_services(supervisor: Supervisor, timeout_s: float) -> dict[str, int | 
 
 
 def run_up(settings: Settings, stop: threading.Event | None = None,
-           stop_timeout_s: float = STOP_TIMEOUT_S) -> int:
+           stop_timeout_s: float = STOP_TIMEOUT_S, project: Path | None = None) -> int:
     """Run broker (if needed) and services until SIGINT/SIGTERM or `stop`; 0 on a clean stop.
 
     Call from the main thread (it installs signal handlers, restored on return).
@@ -188,10 +199,10 @@ def run_up(settings: Settings, stop: threading.Event | None = None,
             _create_topics(settings, bootstrap)
             if stop.is_set():
                 return 0
-            supervisor = _start_services(settings, bootstrap, log_dir)
+            supervisor = _start_services(settings, bootstrap, log_dir, project)
             deaths: list[float] = []
             try:
-                _print_banner(settings, bootstrap, broker is not None, supervisor)
+                _print_banner(settings, bootstrap, broker is not None, supervisor, project)
                 while not stop.wait(0.5):
                     if broker is None or broker.exit_code() is None:
                         continue
@@ -205,7 +216,7 @@ def run_up(settings: Settings, stop: threading.Event | None = None,
                                 extra={"event": "broker_restarted"})
                     codes = _stop_services(supervisor, stop_timeout_s)
                     log.info("services before the broker restart stopped: %s", codes)
-                    supervisor = _start_services(settings, bootstrap, log_dir)
+                    supervisor = _start_services(settings, bootstrap, log_dir, project)
             finally:
                 codes = _stop_services(supervisor, stop_timeout_s)
         finally:
@@ -218,8 +229,10 @@ def run_up(settings: Settings, stop: threading.Event | None = None,
     return 0 if clean else 1
 
 
-def _start_services(settings: Settings, bootstrap: str, log_dir: Path) -> Supervisor:
-    return Supervisor(service_specs(settings), service_env(settings, bootstrap), log_dir).start()
+def _start_services(settings: Settings, bootstrap: str, log_dir: Path,
+                    project: Path | None) -> Supervisor:
+    return Supervisor(service_specs(settings, project), service_env(settings, bootstrap),
+                      log_dir).start()
 
 
 def _replace_broker(settings: Settings, dead: EmbeddedBroker, log_dir: Path,

@@ -8,12 +8,13 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
-from fti.infra.embedded_broker import EmbeddedBroker
+from fti.infra.embedded_broker import EmbeddedBroker, free_port
 from tests.support import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,3 +75,47 @@ def test_the_tutorial_runs_as_written(broker: EmbeddedBroker, tmp_path: Path) ->
     table = pq.read_table(out)
     assert {"customer_activity__amount_max_1d", "customer_activity__secs_since_previous",
             "merchant_activity__count_15m", "is_fraud"} <= set(table.column_names)
+
+
+@pytest.mark.slow
+def test_up_runs_a_projects_engine_as_a_service(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FTI_")}
+    env |= {"FTI_BROKER__PORT": str(port), "FTI_KAFKA__BOOTSTRAP_SERVERS": f"127.0.0.1:{port}",
+            "FTI_METRICS__FEATURES_PORT": str(free_port()), "PYTHONUNBUFFERED": "1"}
+    for args in (("init", "shop"), ("apply", "--project", "shop")):
+        assert fti(*args, cwd=tmp_path, env=env).returncode == 0
+    assert "fti up --project shop" in TUTORIAL
+    log = open(tmp_path / "up.log", "w")  # noqa: SIM115 - closed below
+    up = subprocess.Popen([sys.executable, "-m", "fti", "up", "--project", "shop"],
+                          cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+    out = tmp_path / "risk.parquet"
+    try:
+        wait_for(lambda: "materialize" in (tmp_path / "up.log").read_text()
+                 and up.poll() is None and status(env) == 200, timeout_s=60,
+                 what="fti up serving the engine")
+        produced = subprocess.run(
+            [sys.executable, str(ROOT / "examples/tutorial/produce_payments.py"),
+             "--bootstrap", f"127.0.0.1:{port}", "--payments", "200"],
+            capture_output=True, text=True, timeout=60, check=False)
+        assert produced.returncode == 0, produced.stderr
+
+        def trained() -> bool:
+            done = fti("features", "training", "payment_risk", "--project", "shop",
+                       "--out", str(out), cwd=tmp_path, env=env)
+            return done.returncode == 0 and pq.read_table(out).num_rows == 40
+        wait_for(trained, timeout_s=120, what="the view's training data")
+    finally:
+        up.send_signal(signal.SIGTERM)
+        code = up.wait(60)
+        log.close()
+    assert code == 0, (tmp_path / "up.log").read_text()[-3000:]
+    assert (tmp_path / "shop" / ".fti" / "recovery" / "materialize").is_dir()  # recovery on
+
+
+def status(env: dict[str, str]) -> int | None:
+    try:
+        url = f"http://127.0.0.1:{env['FTI_METRICS__FEATURES_PORT']}/readyz"
+        return urllib.request.urlopen(url, timeout=2).status
+    except OSError:
+        return None
