@@ -181,8 +181,8 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     from fti.ops.up import run_up
 
     if args.project is not None:
+        from fti.features.project.applied import check_applied
         from fti.features.project.loader import load_project
-        from fti.features.project.plan import check_applied
 
         check_applied(load_project(args.project), settings.data_dir)
     return run_up(settings, project=args.project)

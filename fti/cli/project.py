@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from fti.features.errors import DefinitionError
+from fti.features.project.applied import applied, apply, check_applied, definitions_dir
 from fti.features.project.loader import Project, load_project
-from fti.features.project.plan import applied, apply, check_applied, definitions_dir, plan
+from fti.features.project.plan import plan
 from fti.features.project.scaffold import init_project
 from fti.settings import Settings
 

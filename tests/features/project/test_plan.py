@@ -8,15 +8,9 @@ from pathlib import Path
 import pytest
 
 from fti.features.errors import DefinitionError
+from fti.features.project.applied import applied, apply, check_applied, definitions_dir
 from fti.features.project.loader import Project, load_project
-from fti.features.project.plan import (
-    applied,
-    apply,
-    check_applied,
-    definitions_dir,
-    plan,
-    project_spec,
-)
+from fti.features.project.plan import plan, project_spec
 from fti.features.project.scaffold import DEFINITIONS_TEMPLATE
 
 EXAMPLE = DEFINITIONS_TEMPLATE
