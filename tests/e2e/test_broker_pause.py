@@ -44,6 +44,15 @@ def _start_up(tmp_path: Path, data_dir: Path, broker_port: int, ports: dict[str,
     )
 
 
+def _stop(runner: subprocess.Popen[bytes], out: IO[bytes]) -> int:
+    """SIGTERM `fti up`, wait for it, close its output; its exit code."""
+    runner.send_signal(signal.SIGTERM)
+    try:
+        return runner.wait(60)
+    finally:
+        out.close()
+
+
 def _broker_of(runner: subprocess.Popen[bytes]) -> psutil.Process | None:
     brokers = [p for p in psutil.Process(runner.pid).children() if "python" not in p.name()]
     return brokers[0] if brokers else None
@@ -92,11 +101,7 @@ def test_a_30s_broker_freeze_loses_nothing_and_restarts_nothing(tmp_path: Path) 
             assert status_of(ports[name], "/healthz") == 200, name
         assert runner.poll() is None
     finally:
-        runner.send_signal(signal.SIGTERM)
-        try:
-            code = runner.wait(60)
-        finally:
-            out.close()
+        code = _stop(runner, out)
     assert code == 0, f"{(tmp_path / 'up.out').read_text()}\n{logs(data_dir)}"
     text = json.dumps((tmp_path / "up.out").read_text())
     assert "restarting" not in text.lower(), text[-2000:]
@@ -153,9 +158,5 @@ def test_a_killed_broker_is_replaced_and_the_new_topics_are_read_from_the_start(
         assert "was recreated" in logs(data_dir)  # a service said why it starts over
         assert runner.poll() is None
     finally:
-        runner.send_signal(signal.SIGTERM)
-        try:
-            code = runner.wait(60)
-        finally:
-            out.close()
+        code = _stop(runner, out)
     assert code == 0, f"{up_log.read_text()[-3000:]}\n{logs(data_dir)[-5000:]}"

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import urllib.request
 from pathlib import Path
+from typing import IO
 
 import pyarrow.parquet as pq
 import pytest
@@ -25,6 +26,13 @@ def fti(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProce
     assert f"fti {args[0]}" in TUTORIAL, f"the tutorial does not show `fti {args[0]}`"
     return subprocess.run([sys.executable, "-m", "fti", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=120, check=False)
+
+
+def service(args: tuple[str, ...], cwd: Path, env: dict[str, str],
+            log: IO[str]) -> subprocess.Popen[str]:
+    """A long-running `fti …` command, its output to `log`."""
+    return subprocess.Popen([sys.executable, "-m", "fti", *args], cwd=cwd, env=env, stdout=log,
+                            stderr=subprocess.STDOUT, text=True)
 
 
 @pytest.mark.slow
@@ -49,8 +57,7 @@ def test_the_tutorial_runs_as_written(broker: EmbeddedBroker, tmp_path: Path) ->
 
     assert "fti materialize --project shop" in TUTORIAL
     log = open(tmp_path / "materialize.log", "w")  # noqa: SIM115 - closed below
-    engine = subprocess.Popen([sys.executable, "-m", "fti", "materialize", "--project", "shop"],
-                              cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+    engine = service(("materialize", "--project", "shop"), tmp_path, env, log)
     out = tmp_path / "payment_risk.parquet"
     try:
         def trained() -> bool:
@@ -87,8 +94,7 @@ def test_up_runs_a_projects_engine_as_a_service(tmp_path: Path) -> None:
         assert fti(*args, cwd=tmp_path, env=env).returncode == 0
     assert "fti up --project shop" in TUTORIAL
     log = open(tmp_path / "up.log", "w")  # noqa: SIM115 - closed below
-    up = subprocess.Popen([sys.executable, "-m", "fti", "up", "--project", "shop"],
-                          cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+    up = service(("up", "--project", "shop"), tmp_path, env, log)
     out = tmp_path / "risk.parquet"
     try:
         wait_for(lambda: "materialize" in (tmp_path / "up.log").read_text()
