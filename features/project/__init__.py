@@ -15,16 +15,15 @@ A project is a directory with `fti.yaml` (settings) and `definitions.py` (or a
 """
 
 from fti.features.project import agg
+from fti.features.project.agg import Aggregation
 from fti.features.project.declare import (
-    Aggregation,
     FeatureGroup,
     FeatureView,
-    Field,
     Label,
-    Stream,
     Transformation,
     transformation,
 )
+from fti.features.project.fields import Field, Stream
 
 __all__ = [
     "Aggregation", "FeatureGroup", "FeatureView", "Field", "Label", "Stream", "Transformation",

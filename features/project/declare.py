@@ -1,12 +1,14 @@
-"""The declarations of a user project: streams, feature groups, labels and feature views.
+"""The declarations of a user project that build on its streams: transformations, feature
+groups, labels and feature views.
 
 Everything is checked when it is built, and an error names the definition, the field and the
-fix. Durations are text (`"30s"`, `"15m"`, `"1h"`, `"7d"`), seconds or a `timedelta`.
+fix.
 
+>>> from fti.features.project import agg
 >>> s = Stream("pay", topic="payments", event_time="ts",
 ...            fields=[Field("merchant", "string"), Field("ts", "timestamp")])
 >>> FeatureGroup("m", entity="merchant", stream=s,
-...              aggregations=[sum("merchant", window="1h")])  # doctest: +ELLIPSIS
+...              aggregations=[agg.sum("merchant", window="1h")])  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
 fti.features.errors.DefinitionError: agg.sum("merchant") in group m: merchant is a string; ...
@@ -17,263 +19,31 @@ from __future__ import annotations
 import builtins
 import hashlib
 import inspect
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any
 
 import pyarrow as pa
 
 from fti.features.errors import DefinitionError
+from fti.features.project.agg import NEEDS_NUMBER, Aggregation
+from fti.features.project.fields import (
+    ARROW_TYPES,
+    FIELD_TYPES,
+    NUMERIC,
+    Duration,
+    Field,
+    FieldType,
+    Stream,
+    check_name,
+    parse_duration,
+)
 
-FieldType = Literal["string", "int", "float", "bool", "timestamp"]
-FIELD_TYPES: tuple[str, ...] = ("string", "int", "float", "bool", "timestamp")
-NUMERIC: frozenset[str] = frozenset({"int", "float"})
-ARROW_TYPES: dict[str, pa.DataType] = {
-    "string": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(),
-    "timestamp": pa.timestamp("us", tz="UTC"),
-}
-Duration = str | int | float | timedelta
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_duration(value: Duration, where: str) -> timedelta:
-    """A duration from text (`"15m"`), seconds or a timedelta; `where` names it in errors.
-
-    >>> parse_duration("90s", "x"), parse_duration(3600, "x")
-    (datetime.timedelta(seconds=90), datetime.timedelta(seconds=3600))
-    """
-    if isinstance(value, timedelta):
-        out = value
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        out = timedelta(seconds=value)
-    elif isinstance(value, str) and (m := _DURATION.match(value)):
-        out = timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
-    else:
-        raise DefinitionError(f"{where}: {value!r} is not a duration; write e.g. '30s', '15m', "
-                              "'1h', '7d', a number of seconds or a timedelta")
-    if out < timedelta(0):
-        raise DefinitionError(f"{where}: a duration must not be negative, got {value!r}")
-    return out
-
-
-def duration_label(value: timedelta) -> str:
-    """The shortest text for a duration: `1h`, `15m`, `90s`, `1500ms`.
-
-    >>> duration_label(timedelta(hours=24)), duration_label(timedelta(seconds=90))
-    ('1d', '90s')
-    """
-    ms = round(value.total_seconds() * 1000)
-    for unit, size in (("w", 604_800_000), ("d", 86_400_000), ("h", 3_600_000),
-                       ("m", 60_000), ("s", 1000)):
-        if ms and ms % size == 0:
-            return f"{ms // size}{unit}"
-    return f"{ms}ms"
-
-
-def _check_name(kind: str, name: object) -> str:
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise DefinitionError(f"{kind} name {name!r}: use a letter or _ then letters, digits or _")
-    return name
-
-
-@dataclass(frozen=True)
-class Field:
-    """One field of a stream's events: its type and validation rules.
-
-    `required`: the event must carry a non-null value (rule `required:<name>`). `min`/`max`:
-    inclusive range of a number (rule `range:<name>`). `values`: the allowed values (rule
-    `enum:<name>`). `tags` (e.g. `{"pii"}`) follow the field into the features copied from it.
-    """
-
-    name: str
-    type: FieldType = "string"
-    required: bool = True
-    min: float | None = None
-    max: float | None = None
-    values: tuple[Any, ...] | None = None
-    tags: frozenset[str] = frozenset()
-
-    def __post_init__(self) -> None:
-        _check_name("field", self.name)
-        if self.type not in FIELD_TYPES:
-            raise DefinitionError(f"field {self.name}: type {self.type!r} is unknown; use one "
-                                  f"of {', '.join(FIELD_TYPES)}")
-        if (self.min is not None or self.max is not None) and self.type not in NUMERIC:
-            raise DefinitionError(f"field {self.name}: min/max need an int or float field, "
-                                  f"it is {self.type}")
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise DefinitionError(f"field {self.name}: min {self.min} is above max {self.max}")
-        if self.values is not None:
-            object.__setattr__(self, "values", tuple(self.values))
-        object.__setattr__(self, "tags", frozenset(self.tags))
-
-    def spec(self) -> dict[str, Any]:
-        """The field as plain data (for plan/apply)."""
-        return {"name": self.name, "type": self.type, "required": self.required,
-                "min": self.min, "max": self.max,
-                "values": list(self.values) if self.values is not None else None,
-                "tags": sorted(self.tags)}
-
-
-@dataclass(frozen=True)
-class Stream:
-    """A Kafka topic of JSON events: its fields, event-time field, key and rules.
-
-    `key`: the field the producer keys messages by (None: any). `id`: a field naming each
-    event (copied into feature rows, so labels can join on it). `max_future_skew`: events
-    further than this in the future are rejected (rule `future`). `dlq_topic` defaults to
-    `<topic>.dlq`.
-    """
-
-    name: str
-    topic: str
-    fields: Sequence[Field]
-    event_time: str
-    key: str | None = None
-    id: str | None = None
-    max_future_skew: Duration | None = "5m"
-    dlq_topic: str | None = None
-
-    def __post_init__(self) -> None:
-        _check_name("stream", self.name)
-        object.__setattr__(self, "fields", tuple(self.fields))
-        where = f"stream {self.name}"
-        if not isinstance(self.topic, str) or not self.topic:
-            raise DefinitionError(f"{where}: topic must be a non-empty string")
-        names = [f.name for f in self.fields]
-        if len(set(names)) != len(names):
-            raise DefinitionError(f"{where}: fields named twice: "
-                                  f"{sorted({n for n in names if names.count(n) > 1})}")
-        by_name = self.field_map()
-        time_field = by_name.get(self.event_time)
-        if time_field is None or time_field.type != "timestamp":
-            raise DefinitionError(f"{where}: event_time {self.event_time!r} must name one of "
-                                  "its fields of type timestamp, e.g. Field('ts', 'timestamp')")
-        for role in ("key", "id"):
-            name = getattr(self, role)
-            if name is not None and name not in by_name:
-                raise DefinitionError(f"{where}: {role} {name!r} is not one of its fields "
-                                      f"({', '.join(names)})")
-        if self.max_future_skew is not None:
-            object.__setattr__(self, "max_future_skew",
-                               parse_duration(self.max_future_skew, f"{where}: max_future_skew"))
-        if self.dlq_topic is None:
-            object.__setattr__(self, "dlq_topic", f"{self.topic}.dlq")
-
-    def field_map(self) -> dict[str, Field]:
-        """Fields by name."""
-        return {f.name: f for f in self.fields}
-
-    def spec(self) -> dict[str, Any]:
-        """The stream as plain data (for plan/apply)."""
-        skew = self.max_future_skew
-        return {"name": self.name, "topic": self.topic, "event_time": self.event_time,
-                "key": self.key, "id": self.id, "dlq_topic": self.dlq_topic,
-                "max_future_skew": skew.total_seconds() if isinstance(skew, timedelta) else None,
-                "fields": [f.spec() for f in self.fields]}
-
-
-AggFunction = Literal["count", "sum", "mean", "min", "max", "std", "last", "distinct_count",
-                      "time_since_previous"]
-_NEEDS_NUMBER = frozenset({"sum", "mean", "min", "max", "std"})
-_NO_WINDOW = frozenset({"last", "time_since_previous"})
-
-
-@dataclass(frozen=True)
-class Aggregation:
-    """One streaming aggregation over an entity's events by event time; build it with `count`,
-    `sum`, `mean`, `min`, `max`, `std`, `last`, `distinct_count` or `time_since_previous`."""
-
-    function: AggFunction
-    field: str | None
-    window: timedelta | None
-    name: str
-
-    def describe(self) -> str:
-        """How the user wrote it, for error messages: `agg.sum("amount")`."""
-        return f'agg.{self.function}("{self.field}")' if self.field else f"agg.{self.function}()"
-
-    def output_type(self, stream: Stream) -> pa.DataType:
-        """The Arrow type of the feature it computes."""
-        if self.function in ("count", "distinct_count"):
-            return pa.int64()
-        if self.function == "last":
-            return ARROW_TYPES[stream.field_map()[self.field or ""].type]
-        return pa.float64()
-
-    def spec(self) -> dict[str, Any]:
-        """The aggregation as plain data (for plan/apply)."""
-        return {"function": self.function, "field": self.field, "name": self.name,
-                "window": self.window.total_seconds() if self.window is not None else None}
-
-
-def _aggregation(function: AggFunction, field_name: str | None, window: Duration | None,
-                 name: str | None) -> Aggregation:
-    where = f'agg.{function}("{field_name}")' if field_name else f"agg.{function}()"
-    if function in _NO_WINDOW:
-        span = None
-    else:
-        if window is None:
-            raise DefinitionError(f"{where}: needs a window, e.g. window='1h'")
-        span = parse_duration(window, f"{where}: window")
-        if span <= timedelta(0):
-            raise DefinitionError(f"{where}: the window must be longer than 0")
-    if name is None:
-        suffix = f"_{duration_label(span)}" if span is not None else ""
-        name = {"count": f"count{suffix}", "time_since_previous": "secs_since_previous",
-                "distinct_count": f"{field_name}_distinct{suffix}"}.get(
-                    function, f"{field_name}_{function}{suffix}")
-    _check_name(f"feature of {where}", name)
-    return Aggregation(function, field_name, span, name)
-
-
-def count(window: Duration, name: str | None = None) -> Aggregation:
-    """Number of the entity's events in the window ending at each event (itself included)."""
-    return _aggregation("count", None, window, name)
-
-
-def sum(field: str, window: Duration, name: str | None = None) -> Aggregation:  # noqa: A001
-    """Sum of a numeric field over the window."""
-    return _aggregation("sum", field, window, name)
-
-
-def mean(field: str, window: Duration, name: str | None = None) -> Aggregation:
-    """Mean of a numeric field over the window."""
-    return _aggregation("mean", field, window, name)
-
-
-def min(field: str, window: Duration, name: str | None = None) -> Aggregation:  # noqa: A001
-    """Smallest value of a numeric field over the window."""
-    return _aggregation("min", field, window, name)
-
-
-def max(field: str, window: Duration, name: str | None = None) -> Aggregation:  # noqa: A001
-    """Largest value of a numeric field over the window."""
-    return _aggregation("max", field, window, name)
-
-
-def std(field: str, window: Duration, name: str | None = None) -> Aggregation:
-    """Population standard deviation of a numeric field over the window (0 for one event)."""
-    return _aggregation("std", field, window, name)
-
-
-def distinct_count(field: str, window: Duration, name: str | None = None) -> Aggregation:
-    """Number of distinct values of a field over the window."""
-    return _aggregation("distinct_count", field, window, name)
-
-
-def last(field: str, name: str | None = None) -> Aggregation:
-    """The field's value in the entity's latest event by event time (this one or earlier)."""
-    return _aggregation("last", field, None, name)
-
-
-def time_since_previous(name: str | None = None) -> Aggregation:
-    """Seconds since the entity's previous event by event time (null for its first)."""
-    return _aggregation("time_since_previous", None, None, name)
+__all__ = [
+    "ARROW_TYPES", "Aggregation", "FeatureGroup", "FeatureView", "Field", "Label", "Stream",
+    "Transformation", "transformation",
+]
 
 
 @dataclass(frozen=True)
@@ -286,7 +56,7 @@ class Transformation:
     type: FieldType = "float"
 
     def __post_init__(self) -> None:
-        _check_name("transformation", self.name)
+        check_name("transformation", self.name)
         if self.type not in FIELD_TYPES:
             raise DefinitionError(f"transformation {self.name}: type {self.type!r} is unknown; "
                                   f"use one of {', '.join(FIELD_TYPES)}")
@@ -346,7 +116,7 @@ class FeatureGroup:
     description: str = ""
 
     def __post_init__(self) -> None:
-        _check_name("group", self.name)
+        check_name("group", self.name)
         where = f"group {self.name}"
         for attr in ("aggregations", "transformations", "features"):
             object.__setattr__(self, attr, tuple(getattr(self, attr)))
@@ -400,7 +170,7 @@ class FeatureGroup:
         if source is None:
             raise DefinitionError(f"{where}: {agg.field} is not a field of stream "
                                   f"{self.stream.name} ({', '.join(fields)})")
-        if agg.function in _NEEDS_NUMBER and source.type not in NUMERIC:
+        if agg.function in NEEDS_NUMBER and source.type not in NUMERIC:
             raise DefinitionError(f"{where}: {agg.field} is a {source.type}; {agg.function} "
                                   "needs a number (int or float)")
 
@@ -456,7 +226,7 @@ class Label:
     version: int = 1
 
     def __post_init__(self) -> None:
-        _check_name("label", self.name)
+        check_name("label", self.name)
         fields = self.stream.field_map()
         target = fields.get(self.value)
         if target is None or target.type not in ("int", "float", "bool", "string"):
@@ -485,7 +255,7 @@ class FeatureView:
     version: int = 1
 
     def __post_init__(self) -> None:
-        _check_name("view", self.name)
+        check_name("view", self.name)
         where = f"view {self.name}"
         object.__setattr__(self, "groups", tuple(self.groups))
         if not self.groups:

@@ -15,12 +15,12 @@ time (arrived before this one, time at or before its time); null for the first. 
 older than the entity's newest accepted event time minus the group's allowed lateness is
 rejected with rule `late`.
 
->>> from fti.features.project.declare import Field, Stream, FeatureGroup, count, sum
+>>> from fti.features.project import Field, Stream, FeatureGroup, agg
 >>> from fti.features.project.decode import Event
 >>> s = Stream("p", topic="p", event_time="ts", fields=[Field("m"), Field("x", "float"),
 ...            Field("ts", "timestamp")])
 >>> g = GroupEngine(FeatureGroup("g", entity="m", stream=s,
-...                 aggregations=[count(window="1m"), sum("x", window="1m")]))
+...                 aggregations=[agg.count(window="1m"), agg.sum("x", window="1m")]))
 >>> state, row = g.apply(None, Event({"m": "a", "x": 2.0, "ts": 0.0}, 0.0))
 >>> state, row = g.apply(state, Event({"m": "a", "x": 3.0, "ts": 30.0}, 30.0))
 >>> row["count_1m"], row["x_sum_1m"]

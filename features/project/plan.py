@@ -5,12 +5,12 @@ what is new, changed (and how), removed or unchanged. A change to what a version
 definition stores (a group's table, a label's table, a view's training data) needs a new
 `version`, or the plan is invalid. `fti.features.project.applied` records applied specs.
 
->>> from fti.features.project.declare import Field, Stream, FeatureGroup, count, mean
+>>> from fti.features.project import Field, Stream, FeatureGroup, agg
 >>> from pathlib import Path
 >>> from fti.features.project.loader import Project
 >>> pay = Stream("pay", topic="pay", event_time="ts",
 ...              fields=[Field("m"), Field("amount", "float"), Field("ts", "timestamp")])
->>> g = FeatureGroup("merchant", entity="m", stream=pay, aggregations=[count(window="15m")])
+>>> g = FeatureGroup("merchant", entity="m", stream=pay, aggregations=[agg.count(window="15m")])
 >>> first = Project(Path("."), streams={"pay": pay}, groups={"merchant": g})
 >>> print(plan(first, None).render())
 + stream pay (topic pay, 3 fields)
@@ -18,7 +18,8 @@ definition stores (a group's table, a label's table, a view's training data) nee
 <BLANKLINE>
 Plan: 2 to add, 0 to change, 0 to remove.
 >>> g2 = FeatureGroup("merchant", entity="m", stream=pay, ttl="1d",
-...                   aggregations=[count(window="15m"), mean("amount", window="1h")])
+...                   aggregations=[agg.count(window="15m"),
+...                                 agg.mean("amount", window="1h")])
 >>> second = plan(Project(Path("."), streams={"pay": pay}, groups={"merchant": g2}),
 ...               project_spec(first))
 >>> print(second.render())

@@ -4,10 +4,10 @@ A group's table holds one row per accepted event: the entity, the event id (when
 names one), `event_time`, the features, and the source columns that make appends exactly
 once. A label's table holds the label stream's fields, `event_time` and the source columns.
 
->>> from fti.features.project.declare import Field, Stream, FeatureGroup, count
+>>> from fti.features.project import Field, Stream, FeatureGroup, agg
 >>> s = Stream("p", topic="p", event_time="ts", id="pid", fields=[Field("pid"), Field("m"),
 ...            Field("ts", "timestamp")])
->>> group_schema(FeatureGroup("g", entity="m", stream=s, aggregations=[count(window="1h")])
+>>> group_schema(FeatureGroup("g", entity="m", stream=s, aggregations=[agg.count(window="1h")])
 ...              ).names[:4]
 ['m', 'pid', 'event_time', 'count_1h']
 """

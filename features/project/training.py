@@ -32,10 +32,10 @@ def view_training_table(view: FeatureView, labels: pa.Table,
                         groups: Mapping[str, pa.Table]) -> pa.Table:
     """The view's training rows from its label table and its groups' tables (by table name).
 
-    >>> from fti.features.project.declare import Field, Stream, FeatureGroup, Label, count
+    >>> from fti.features.project import Field, Stream, FeatureGroup, Label, agg
     >>> s = Stream("s", topic="s", event_time="ts", fields=[Field("k"), Field("y", "int"),
     ...            Field("ts", "timestamp")])
-    >>> g = FeatureGroup("g", entity="k", stream=s, aggregations=[count(window="1h")])
+    >>> g = FeatureGroup("g", entity="k", stream=s, aggregations=[agg.count(window="1h")])
     >>> v = FeatureView("v", Label("l", s, value="y"), [g])
     >>> view_training_table(v, label_schema(v.label).empty_table(),
     ...                     {g.table_name: group_schema(g).empty_table()}).column_names
