@@ -28,9 +28,10 @@ from fti.connectors.kafka.reader import KafkaRecord
 from fti.connectors.offline.store import LanceOfflineStore
 from fti.connectors.online import open_online_store
 from fti.connectors.online.base import OnlineRow
-from fti.features.project.declare import FeatureGroup, Label, Stream
+from fti.features.project.declare import FeatureGroup, Label
 from fti.features.project.decode import Event, Rejection, StreamDecoder
 from fti.features.project.engine import EntityState, GroupEngine
+from fti.features.project.fields import Stream
 from fti.features.project.tables import (
     group_schema,
     label_schema,

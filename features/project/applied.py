@@ -82,7 +82,7 @@ def apply(project: Project, data_dir: Path | str) -> AppliedDefinitions:
     current one (else return the current one). Refuses an invalid plan (`DefinitionError`).
 
     >>> import tempfile
-    >>> from fti.features.project.declare import Field, Stream
+    >>> from fti.features.project.fields import Field, Stream
     >>> s = Stream("s", topic="s", event_time="ts", fields=[Field("ts", "timestamp")])
     >>> data = Path(tempfile.mkdtemp())
     >>> first = apply(Project(Path("."), streams={"s": s}), data)

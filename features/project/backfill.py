@@ -28,9 +28,10 @@ from fti.connectors.offline.store import LanceOfflineStore
 from fti.connectors.online import open_online_store
 from fti.connectors.online.base import OnlineRow
 from fti.features.errors import DefinitionError
-from fti.features.project.declare import FeatureGroup, Label, Stream
+from fti.features.project.declare import FeatureGroup, Label
 from fti.features.project.decode import Event, Rejection, StreamDecoder
 from fti.features.project.engine import EntityState, GroupEngine
+from fti.features.project.fields import Stream
 from fti.features.project.tables import label_schema, label_table, offline_row
 from fti.settings import Settings
 
@@ -90,6 +91,7 @@ def backfill(settings: Settings, stream: Stream, groups: Sequence[FeatureGroup],
     newest: list[dict[str, dict[str, Any]]] = [{} for _ in groups]
     offline = LanceOfflineStore(settings.offline_location)
     report = BackfillReport()
+    label_schemas = [(label, label_schema(label)) for label in labels]
     clock = now if now is not None else time.time()
     for path in files:
         topic_id = _sha256(path)
@@ -124,8 +126,7 @@ def backfill(settings: Settings, stream: Stream, groups: Sequence[FeatureGroup],
                 if group.offline and out[g]:
                     report.written[group.table_name] += offline.append_once(
                         group.table_name, engines[g].schema, out[g])
-            for label in labels:
-                schema = label_schema(label)
+            for label, schema in label_schemas:
                 label_rows = [offline_row(schema, {**x.values, "event_time": x.time}, s)
                               for x, s in zip(decoded, sources, strict=True)
                               if isinstance(x, Event)]

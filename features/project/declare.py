@@ -40,11 +40,6 @@ from fti.features.project.fields import (
     parse_duration,
 )
 
-__all__ = [
-    "ARROW_TYPES", "Aggregation", "FeatureGroup", "FeatureView", "Field", "Label", "Stream",
-    "Transformation", "transformation",
-]
-
 
 @dataclass(frozen=True)
 class Transformation:

@@ -6,7 +6,7 @@ Any input yields an `Event` or a `Rejection` with its rule and reason, never an 
 `max_future_skew`). Timestamps are RFC 3339 text or epoch milliseconds, kept as epoch
 seconds.
 
->>> from fti.features.project.declare import Field, Stream
+>>> from fti.features.project.fields import Field, Stream
 >>> s = Stream("p", topic="p", event_time="ts", fields=[Field("amount", "float", min=0),
 ...            Field("ts", "timestamp")])
 >>> d = StreamDecoder(s)
@@ -25,7 +25,7 @@ from typing import Any
 
 from fti.errors import EventError
 from fti.events import read_json_object, to_utc_datetime
-from fti.features.project.declare import Field, Stream
+from fti.features.project.fields import Field, Stream
 
 MAX_STRING_CHARS = 10_000
 

@@ -39,7 +39,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from fti.features.project.declare import Aggregation, FeatureGroup
+from fti.features.project.agg import Aggregation
+from fti.features.project.declare import FeatureGroup
 from fti.features.project.decode import Event, Rejection
 from fti.features.project.tables import group_schema
 

@@ -37,7 +37,8 @@ from types import ModuleType
 from typing import Any
 
 from fti.features.errors import DefinitionError
-from fti.features.project.declare import FeatureGroup, FeatureView, Label, Stream
+from fti.features.project.declare import FeatureGroup, FeatureView, Label
+from fti.features.project.fields import Stream
 
 __all__ = ["DEFINITIONS", "SETTINGS_FILE", "Project", "definitions_path", "load_project"]
 

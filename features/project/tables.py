@@ -22,7 +22,8 @@ from typing import Any
 import pyarrow as pa
 
 from fti.features.groups import SOURCE_FIELDS
-from fti.features.project.declare import ARROW_TYPES, FeatureGroup, Label
+from fti.features.project.declare import FeatureGroup, Label
+from fti.features.project.fields import ARROW_TYPES
 
 EVENT_TIME = "event_time"
 _TIME = pa.timestamp("us", tz="UTC")

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from fti.features.errors import DefinitionError
-from fti.features.project.declare import FeatureGroup, Stream
+from fti.features.project.declare import FeatureGroup
+from fti.features.project.fields import Stream
 from fti.features.project.loader import definitions_path, load_project
 from fti.features.project.scaffold import init_project
 
