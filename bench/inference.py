@@ -117,7 +117,7 @@ class PredictionCounter(threading.Thread):
             for msg in consumer.consume(1000, 0.1):
                 if msg.error() is None:
                     value = json.loads(msg.value())
-                    self.seen.append((value["tx_id"], value["version"], msg.timestamp()[1]))
+                    self.seen.append((value["id"], value["version"], msg.timestamp()[1]))
         consumer.close()
 
 
@@ -193,7 +193,7 @@ def _transaction_times(settings: Settings, prefix: str) -> dict[str, int]:
         if batch:
             quiet = time.monotonic()
         for msg in batch:
-            tx_id = json.loads(msg.value())["tx_id"]
+            tx_id = json.loads(msg.value())["id"]
             if tx_id.startswith(prefix):
                 times[tx_id] = msg.timestamp()[1]
     consumer.close()

@@ -8,18 +8,23 @@ import time
 
 from fti.connectors.kafka.registry_events import RegistryEventWatcher
 from fti.errors import FtiError
+from fti.events import RegistryEvent
 from fti.models.registry import ModelRegistry
-from fti.models.serving import ChampionHolder
+from fti.models.serving import AliasHolder, ChallengerHolder, ChampionHolder
 from fti.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 def prepare_inference(settings: Settings, stop: threading.Event) -> ChampionHolder | None:
-    """Follow the registry until `stop`; block until a champion is loaded (or time-out).
+    """`prepare_champion` of `settings.inference.model_name`."""
+    return prepare_champion(settings, settings.inference.model_name, stop)
 
-    Return None if `stop` was set before a champion arrived."""
-    model = settings.inference.model_name
+
+def prepare_champion(settings: Settings, model: str,
+                     stop: threading.Event) -> ChampionHolder | None:
+    """Follow the registry until `stop`; block until a champion of `model` is loaded (or
+    time-out). Return None if `stop` was set before a champion arrived."""
     holder = ChampionHolder(ModelRegistry(settings.registry_location), model)
     watcher = RegistryEventWatcher(settings, model, lambda _event: holder.refresh(), stop)
     watcher.start()
@@ -39,4 +44,23 @@ def prepare_inference(settings: Settings, stop: threading.Event) -> ChampionHold
             log.info("waiting for a champion of %s", model)
             logged = True
         stop.wait(0.5)
+    return holder
+
+
+def follow_alias(settings: Settings, model: str, alias: str,
+                 stop: threading.Event | None = None) -> AliasHolder:
+    """A holder of `model`'s `alias` (e.g. "challenger") that follows `registry.events`
+    until `stop`; a version that cannot be loaded leaves it empty, never raises."""
+    holder = ChallengerHolder(ModelRegistry(settings.registry_location), model)
+    holder.alias = alias
+
+    def on_change(event: RegistryEvent) -> None:
+        if event.alias == alias:
+            holder.refresh()
+
+    watcher = RegistryEventWatcher(settings, model, on_change, stop)
+    watcher.start()
+    if not watcher.ready.wait(30):
+        raise FtiError("could not start following registry.events within 30s")
+    holder.refresh()  # after `ready`, so a promotion in between is not missed
     return holder

@@ -128,7 +128,7 @@ class BatchScorer:
         out: list[OutMessage] = []
         for tx, score in zip(batch, scores, strict=True):
             prediction = Prediction(
-                tx_id=tx.tx_id, score=float(score), label=int(score >= self.threshold),
+                id=tx.tx_id, score=float(score), label=int(score >= self.threshold),
                 model=model.name, version=model.version, latency_ms=latency_ms, ts=now,
             )
             out.append((topic, tx.tx_id.encode(), prediction.to_json()))

@@ -100,7 +100,7 @@ def to_observations(
             return [("policy", LabelSeen()), (label.tx_id, label.is_fraud)]
         if record.topic == topics.predictions:
             prediction = decode_event(Prediction, record.value or b"")
-            return [(prediction.tx_id, prediction)]
+            return [(prediction.id, prediction)]
         event = decode_event(RegistryEvent, record.value or b"")
         if event.model == settings.training.model_name and event.event != "registered":
             return [("policy", ChampionChanged(event.version))]
@@ -122,7 +122,7 @@ class LabelledPrediction:
     def error(self) -> ErrorObserved:
         """The policy's view: 1 when the predicted label was wrong."""
         p = self.prediction
-        return ErrorObserved(p.tx_id, p.version, int(p.label != self.actual))
+        return ErrorObserved(p.id, p.version, int(p.label != self.actual))
 
 
 def join_labelled(

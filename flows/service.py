@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -17,7 +17,7 @@ from bytewax.testing import run_main
 from fti import metrics
 from fti.errors import FtiError
 from fti.features.project.loader import Project
-from fti.flows import features, inference, materialize, monitor, preferences
+from fti.flows import features, inference, materialize, monitor, preferences, scoring
 from fti.flows.champion import prepare_inference
 from fti.settings import RecoverySettings, Settings
 
@@ -68,9 +68,10 @@ class Cluster:
 
 
 def run_flow_service(name: str, settings: Settings, cluster: Cluster | None = None,
-                     project: Project | None = None) -> None:
+                     project: Project | None = None, models: Sequence[str] = ()) -> None:
     """Serve metrics and run flow `name` in this process (or as one process of a cluster)
-    until it is stopped. `materialize` runs the feature engine of `project`."""
+    until it is stopped. With a `project`, `materialize` runs its feature engine, `inference`
+    serves its `models` (default: all) and `monitor` watches them."""
     if name not in (*FLOWS, "materialize") or (name == "materialize" and project is None):
         raise FtiError(f"unknown flow {name!r}; choose one of {', '.join(FLOWS)}")
     port = getattr(settings.metrics, f"{_PORT_OF.get(name, name)}_port")
@@ -79,6 +80,19 @@ def run_flow_service(name: str, settings: Settings, cluster: Cluster | None = No
     if name == "materialize":
         assert project is not None
         flow = materialize.get_flow(settings, project, stop)
+    elif project is not None and name == "monitor":
+        from fti.flows import monitor_project
+
+        flow = monitor_project.get_flow(settings, project, stop)
+    elif project is not None and name == "inference":
+        holders = scoring.prepare(settings, project, models, stop)
+        if holders is None:
+            log.info("flow inference stopped before every champion was loaded")
+            return
+        flow = scoring.get_flow(settings, project, holders, stop)
+    elif project is not None:
+        raise FtiError(f"flow {name!r} is not a flow of a project; run materialize, inference "
+                       "or monitor")
     elif name == "features":
         flow = features.get_flow(settings, stop)
     elif name == "monitor":

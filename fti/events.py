@@ -112,11 +112,14 @@ class Label(_Event):
 
 
 class Prediction(_Event):
-    """A scored transaction on the `predictions` topic, keyed by `tx_id`."""
+    """A scored event on the `predictions` topic, keyed by `id` (the event's id field).
 
-    tx_id: str
+    `score` is the model's output (a probability for binary tasks, the value for
+    regression); `label` the decision taken from it (a class, or the value)."""
+
+    id: str
     score: float
-    label: int
+    label: int | float | str
     model: str
     version: int
     latency_ms: float

@@ -197,7 +197,7 @@ def test_parse_label_bad(raw: bytes, message: str) -> None:
     [
         Transaction.model_validate(GOOD),
         Label(tx_id="t1", is_fraud=False, ts="2026-01-01T03:00:00+02:00"),
-        Prediction(tx_id="t1", score=0.9, label=1, model="m", version=3, latency_ms=1.5,
+        Prediction(id="t1", score=0.9, label=1, model="m", version=3, latency_ms=1.5,
                    ts=1767225600123),
         RetrainRequest(model="m", reason="drift", evidence={"detector": "x", "n": 3},
                        requested_at="2026-01-01T00:00:00Z"),

@@ -1,8 +1,8 @@
 """The fraud example as a user project: card transactions, per-card windows, fraud labels.
 
 Run it: `fti plan --project examples/fraud`, `fti apply --project examples/fraud`,
-`fti materialize --project examples/fraud`. The producer is `fti produce` (the synthetic
-card stream with today's JSON contract).
+`fti up --project examples/fraud`; `fti demo` runs this project end to end with its
+synthetic stream (`examples/fraud/stream.py`).
 """
 
 from datetime import UTC, datetime
@@ -12,6 +12,8 @@ from fti.features.project import (
     FeatureView,
     Field,
     Label,
+    Model,
+    Retrain,
     Stream,
     agg,
     transformation,
@@ -66,3 +68,21 @@ labels = Stream(
 )
 is_fraud = Label("is_fraud", stream=labels, value="is_fraud")
 fraud = FeatureView("fraud", label=is_fraud, groups=[card_activity], ttl="7d")
+
+#: Gradient-boosted trees on the view; retrained when the amounts drift, the live error
+#: rate rises, or enough new labels arrived.
+fraud_xgb = Model(
+    "fraud-xgb", view=fraud, task="binary", trainer="xgboost",
+    params={"n_estimators": 200, "max_depth": 4, "learning_rate": 0.1, "seed": 42},
+    gates={"roc_auc": 0.75}, max_regression=0.02,
+    retrain=Retrain(monitor=["amount"], volume_labels=20000, cooldown="20s"),
+    description="Scores each card transaction's probability of fraud.",
+)
+#: The same view learned by a small PyTorch MLP, trained on demand only
+#: (`fti train --model fraud-mlp`), to compare with the served trees.
+fraud_mlp = Model(
+    "fraud-mlp", view=fraud, task="binary", trainer="mlp",
+    params={"hidden_sizes": [64, 32], "dropout": 0.1, "epochs": 40, "batch_size": 128,
+            "lr": 1e-2, "weight_decay": 1e-4, "patience": 8, "seed": 42},
+    gates={"roc_auc": 0.75}, serve=False,
+)

@@ -24,8 +24,9 @@ from fti.features.project.declare import (
     transformation,
 )
 from fti.features.project.fields import Field, Stream
+from fti.features.project.model import Model, Retrain
 
 __all__ = [
-    "Aggregation", "FeatureGroup", "FeatureView", "Field", "Label", "Stream", "Transformation",
-    "agg", "transformation",
+    "Aggregation", "FeatureGroup", "FeatureView", "Field", "Label", "Model", "Retrain", "Stream",
+    "Transformation", "agg", "transformation",
 ]

@@ -1,5 +1,5 @@
 """Load a user project: import its `definitions.py` (or `definitions/` package) and collect
-every stream, feature group, label and feature view it declares.
+every stream, feature group, label, feature view and model it declares.
 
 Each load imports the definitions afresh under a module name of its own, without bytecode
 caches, so two projects can live in one process and a reload sees every edit. Modules beside
@@ -39,6 +39,7 @@ from typing import Any
 from fti.features.errors import DefinitionError
 from fti.features.project.declare import FeatureGroup, FeatureView, Label
 from fti.features.project.fields import Stream
+from fti.features.project.model import Model
 
 __all__ = ["DEFINITIONS", "SETTINGS_FILE", "Project", "definitions_path", "load_project"]
 
@@ -47,9 +48,9 @@ SETTINGS_FILE = "fti.yaml"
 #: Attribute of `Project` holding each kind, and the word for one of it in messages.
 _KINDS: dict[type, tuple[str, str]] = {
     Stream: ("streams", "stream"), FeatureGroup: ("groups", "group"),
-    Label: ("labels", "label"), FeatureView: ("views", "view"),
+    Label: ("labels", "label"), FeatureView: ("views", "view"), Model: ("models", "model"),
 }
-Definition = Stream | FeatureGroup | Label | FeatureView
+Definition = Stream | FeatureGroup | Label | FeatureView | Model
 _loads = itertools.count(1)
 #: Loading changes sys.path and sys.meta_path for its duration: one load at a time.
 _IMPORT_LOCK = threading.RLock()
@@ -67,7 +68,12 @@ class Project:
     groups: dict[str, FeatureGroup] = field(default_factory=dict)
     labels: dict[str, Label] = field(default_factory=dict)
     views: dict[str, FeatureView] = field(default_factory=dict)
+    models: dict[str, Model] = field(default_factory=dict)
     module: str = ""
+
+    def topics(self) -> list[str]:
+        """Every topic the project's streams read or dead-letter to, sorted."""
+        return sorted({t for s in self.streams.values() for t in (s.topic, s.dlq_topic) if t})
 
     @property
     def settings_file(self) -> Path | None:
@@ -239,6 +245,8 @@ def _candidates(module: ModuleType, folder: Path) -> Iterator[tuple[Any, str]]:
 
 def _references(obj: Definition) -> list[Definition]:
     """The definitions an object is built from."""
+    if isinstance(obj, Model):
+        return [obj.view]
     if isinstance(obj, FeatureView):
         return [obj.label, *obj.groups]
     if isinstance(obj, FeatureGroup | Label):

@@ -46,8 +46,9 @@ from fti.features.project.loader import DEFINITIONS, Project
 __all__ = ["KINDS", "KIND_WORDS", "KindPlan", "Plan", "Spec", "plan", "project_spec"]
 
 Spec = dict[str, Any]
-KINDS = ("streams", "groups", "labels", "views")
-KIND_WORDS = {"streams": "stream", "groups": "group", "labels": "label", "views": "view"}
+KINDS = ("streams", "groups", "labels", "views", "models")
+KIND_WORDS = {"streams": "stream", "groups": "group", "labels": "label", "views": "view",
+              "models": "model"}
 #: Keys whose change alters what a version stores, so they need a new version.
 BREAKING: dict[str, frozenset[str]] = {
     "groups": frozenset({"entity", "stream", "features", "transformations", "aggregations"}),
@@ -194,6 +195,8 @@ def _summary(kind: str, spec: Spec) -> str:
         return f"entity {spec['entity']}, stream {spec['stream']}, {_count(n, 'feature')}"
     if kind == "labels":
         return f"stream {spec['stream']}, value {spec['value']}"
+    if kind == "models":
+        return f"{spec['task']} on view {spec['view']}, trainer {spec['trainer']}"
     return (f"label {spec['label']}, groups {', '.join(spec['groups'])}, "
             f"{_count(len(spec['features']), 'feature')}")
 

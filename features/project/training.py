@@ -64,14 +64,31 @@ def _without_sources(table: pa.Table) -> pa.Table:
 
 def read_view(view: FeatureView, offline_location: str) -> pa.Table:
     """`view_training_table` over the latest versions of the offline tables."""
+    return read_view_at(view, offline_location)[0]
+
+
+def read_view_at(view: FeatureView, offline_location: str,
+                 versions: Mapping[str, int] | None = None) -> tuple[pa.Table, dict[str, int]]:
+    """`view_training_table` over the given versions of the offline tables (default: the
+    latest), and the version read of each table (0: the table does not exist yet). Reading
+    an earlier dataset's versions rebuilds its rows exactly."""
     store = LanceOfflineStore(offline_location)
-    labels = _read(store, label_table(view.label), label_schema(view.label))
-    groups = {g.table_name: _read(store, g.table_name, group_schema(g)) for g in view.groups}
-    return view_training_table(view, labels, groups)
+    pinned = dict(versions or {})
+    read: dict[str, int] = {}
+    tables: dict[str, pa.Table] = {}
+    wanted = {label_table(view.label): label_schema(view.label),
+              **{g.table_name: group_schema(g) for g in view.groups}}
+    for name, schema in wanted.items():
+        tables[name], read[name] = _read(store, name, schema, pinned.get(name) or None)
+    labels = tables.pop(label_table(view.label))
+    return view_training_table(view, labels, tables), read
 
 
-def _read(store: LanceOfflineStore, name: str, schema: pa.Schema) -> pa.Table:
+def _read(store: LanceOfflineStore, name: str, schema: pa.Schema,
+          version: int | None = None) -> tuple[pa.Table, int]:
     try:
-        return store.read(name)[0]
+        return store.read(name, version)
     except OfflineTableError:
-        return schema.empty_table()
+        if version is not None:
+            raise
+        return schema.empty_table(), 0

@@ -76,7 +76,9 @@ def cmd_flow(args: argparse.Namespace, settings: Settings) -> int:
     from fti.flows.service import Cluster, run_flow_service
 
     addresses = tuple(a for a in (args.addresses or "").split(";") if a)
-    run_flow_service(args.name, settings, Cluster(args.process_id, addresses, args.workers))
+    project = _applied_project(args.project, settings) if args.project else None
+    run_flow_service(args.name, settings, Cluster(args.process_id, addresses, args.workers),
+                     project=project, models=args.model or ())
     return 0
 
 
@@ -86,10 +88,22 @@ def cmd_trainer(args: argparse.Namespace, settings: Settings) -> int:
     from fti.metrics import serve_metrics
     from fti.models.jobs.trainer_service import TrainerService
 
+    project = _applied_project(args.project, settings) if args.project else None
     health = serve_metrics(settings.metrics.trainer_port, settings.metrics.host)
     stop = stop_on_signals(on_stop=lambda: health.set_not_ready("stopping"))
-    TrainerService(settings).run(stop, on_ready=lambda: health.set_ready("consumer subscribed"))
+    TrainerService(settings, project=project).run(
+        stop, on_ready=lambda: health.set_ready("consumer subscribed"))
     return 0
+
+
+def _applied_project(directory: Path, settings: Settings) -> Any:
+    """The project in `directory`, refused unless its definitions are applied."""
+    from fti.features.project.applied import check_applied
+    from fti.features.project.loader import load_project
+
+    project = load_project(directory)
+    check_applied(project, settings.data_dir)
+    return project
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
@@ -98,14 +112,21 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from fti.models.jobs.trainer_service import RegistryEventPublisher
     from fti.models.jobs.training_job import run_training_job
 
+    project = _applied_project(args.project, settings) if args.project else None
     publish = None
     if not args.no_publish:
         check_reachable(settings.kafka)  # fail in seconds, before training, not after
         publish = RegistryEventPublisher(settings)
-    result = run_training_job(
-        settings, reason=args.reason, publish=publish, progress=True, model=args.model or None,
-        params_from=args.params_from,
-    )
+    if project is not None:
+        from fti.models.jobs.model_job import run_model_job
+
+        result = run_model_job(settings, project, args.model, reason=args.reason,
+                               publish=publish, progress=True, params_from=args.params_from)
+    else:
+        result = run_training_job(
+            settings, reason=args.reason, publish=publish, progress=True,
+            model=args.model or None, params_from=args.params_from,
+        )
     print(json.dumps(_jsonable(result.__dict__), default=str))
     if result.unpublished:
         print(f"fti train: {result.unpublished}", file=sys.stderr)
@@ -166,11 +187,16 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    """Run the whole loop on the embedded default and print a summary."""
+    """Run the whole loop of a project (default: the fraud example) on the embedded default
+    and print a summary."""
+    from dataclasses import replace
+
     from fti.ops.demo import DemoOptions, run_demo
 
     options = DemoOptions(events=args.events, rate=args.rate, drift_at=args.drift_at,
                           bad_fraction=args.bad_fraction, seed=args.seed, timeout_s=args.timeout)
+    if args.project is not None:
+        options = replace(options, project=args.project)
     return run_demo(settings, options)
 
 
@@ -221,8 +247,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-i", "--process-id", type=int, default=0, help="this process in -a")
     p.add_argument("-a", "--addresses", default=None,
                    help='cluster: one host:port per process, ";"-separated')
-    add("trainer", cmd_trainer)
+    p.add_argument("--project", type=Path, metavar="DIR",
+                   help="a user project: run its inference or monitor flow (after `fti apply`)")
+    p.add_argument("--model", action="append", metavar="NAME",
+                   help="with --project, inference: serve only this model (repeatable)")
+    add("trainer", cmd_trainer).add_argument(
+        "--project", type=Path, metavar="DIR", help="a user project: train its models")
     p = add("train", cmd_train)
+    p.add_argument("--project", type=Path, metavar="DIR",
+                   help="a user project: train its model --model (after `fti apply`)")
     p.add_argument("--model", default=None, help="default: FTI_TRAINING__MODEL_NAME")
     p.add_argument("--reason", default="manual", choices=["manual", "drift", "volume"])
     p.add_argument("--no-publish", action="store_true", help="do not write registry.events")
@@ -257,12 +290,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="a user project: run its feature engine (after `fti apply`)")
     p = add("demo", cmd_demo)
     p.add_argument("--events", type=int, default=150000,
-                   help="most transactions to produce (it stops once the loop has closed)")
-    p.add_argument("--rate", type=float, default=1500.0, help="transactions per second")
+                   help="most events to produce (it stops once the loop has closed)")
+    p.add_argument("--rate", type=float, default=1500.0, help="events per second")
     p.add_argument("--drift-at", type=int, default=8000)
     p.add_argument("--bad-fraction", type=float, default=0.01)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--timeout", type=float, default=280.0, help="seconds before giving up")
+    p.add_argument("--project", type=Path, metavar="DIR", default=None,
+                   help="a project with a scenario.py (default: examples/fraud)")
     return parser
 
 

@@ -78,8 +78,7 @@ def cmd_materialize(args: argparse.Namespace, settings: Settings) -> int:
 
     project = _applied_project(args, settings)
     check_reachable(settings.kafka)
-    topics = sorted({t for s in project.streams.values() for t in (s.topic, s.dlq_topic) if t})
-    ensure_topic_names(settings.kafka, topics)
+    ensure_topic_names(settings.kafka, project.topics())
     addresses = tuple(a for a in (args.addresses or "").split(";") if a)
     run_flow_service("materialize", settings, Cluster(args.process_id, addresses, args.workers),
                      project=project)

@@ -49,9 +49,10 @@ class LoopState:
 class LoopWatcher(threading.Thread):
     """Reads the loop's output topics from the beginning into a `LoopState`."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, dlq_topics: list[str] | None = None) -> None:
         super().__init__(name="demo-watcher", daemon=True)
         self.settings = settings
+        self.dlq_topics = dlq_topics if dlq_topics is not None else [settings.topics.dlq]
         self.state = LoopState()
         self.lock = threading.Lock()
         self.stopping = threading.Event()
@@ -59,7 +60,8 @@ class LoopWatcher(threading.Thread):
     def run(self) -> None:
         t = self.settings.topics
         reader = TopicsReader(self.settings.kafka,
-                              [t.predictions, t.retrain_requests, t.registry_events, t.dlq])
+                              [t.predictions, t.retrain_requests, t.registry_events,
+                               *self.dlq_topics])
         try:
             while not self.stopping.is_set():
                 records = reader.read_batch(1000, 0.1)
@@ -73,9 +75,9 @@ class LoopWatcher(threading.Thread):
     def _take(self, topic: str, value: dict[str, Any], now: float) -> None:
         t, s = self.settings.topics, self.state
         if topic == t.predictions:
-            if value["tx_id"] in s.predicted_tx:
+            if value["id"] in s.predicted_tx:
                 return  # at-least-once delivery: count each transaction once
-            s.predicted_tx.add(value["tx_id"])
+            s.predicted_tx.add(value["id"])
             s.predictions_by_version[value["version"]] += 1
             s.first_prediction_at.setdefault(value["version"], now)
         elif topic == t.retrain_requests:

@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
-from fti.connectors.kafka.clients import ensure_topics
+from fti.connectors.kafka.clients import ensure_topic_names, ensure_topics
 from fti.errors import FtiError
 from fti.infra.embedded_broker import EmbeddedBroker, port_is_free
 from fti.logging_setup import configure_logging
@@ -55,21 +55,36 @@ BROKER_RESTART_WINDOW_S = 600.0
 def service_specs(settings: Settings, project: Path | None = None) -> list[ServiceSpec]:
     """One `ServiceSpec` per service: `python -m fti …` and its metrics/health port.
 
-    With a user `project`, the one service is its feature engine (`fti materialize`), on the
-    features port.
-
-    >>> [spec.argv[3:5] for spec in service_specs(Settings(), Path("/shop"))]
-    [('materialize', '--project')]
+    With a user `project`, its feature engine (`fti materialize`) on the features port, and
+    when it declares models, its monitor, trainer and inference services too.
     """
     if project is not None:
-        return [ServiceSpec("materialize", (sys.executable, "-m", "fti", "materialize",
-                                            "--project", str(Path(project).resolve())),
-                            settings.metrics.features_port)]
+        return project_service_specs(settings, project)
     return [
         ServiceSpec(name, (sys.executable, "-m", "fti", *args),
                     getattr(settings.metrics, f"{name}_port"))
         for name, args in SERVICES.items()
     ]
+
+
+def project_service_specs(settings: Settings, project: Path) -> list[ServiceSpec]:
+    """The services of a user project, each given `--project DIR`."""
+    from fti.features.project.loader import load_project
+
+    where = ("--project", str(Path(project).resolve()))
+    m = settings.metrics
+    specs = [ServiceSpec("materialize", (sys.executable, "-m", "fti", "materialize", *where),
+                         m.features_port)]
+    if load_project(project).models:
+        specs += [
+            ServiceSpec("monitor", (sys.executable, "-m", "fti", "flow", "monitor", *where),
+                        m.monitor_port),
+            ServiceSpec("trainer", (sys.executable, "-m", "fti", "trainer", *where),
+                        m.trainer_port),
+            ServiceSpec("inference", (sys.executable, "-m", "fti", "flow", "inference", *where),
+                        m.inference_port),
+        ]
+    return specs
 
 
 def points_at_embedded(bootstrap_servers: str, broker: BrokerSettings) -> bool:
@@ -151,9 +166,13 @@ def _start_broker(settings: Settings, log_dir: Path) -> EmbeddedBroker | None:
         return EmbeddedBroker(b, log_file=log_dir / "broker.log").start()
 
 
-def _create_topics(settings: Settings, bootstrap_servers: str) -> None:
+def _create_topics(settings: Settings, bootstrap_servers: str, project: Path | None) -> None:
     kafka = settings.kafka.model_copy(update={"bootstrap_servers": bootstrap_servers})
     ensure_topics(kafka, settings.topics)
+    if project is not None:
+        from fti.features.project.loader import load_project
+
+        ensure_topic_names(kafka, load_project(project).topics(), settings.topics.partitions)
 
 
 def _print_banner(settings: Settings, bootstrap: str, embedded: bool,
@@ -196,7 +215,7 @@ def run_up(settings: Settings, stop: threading.Event | None = None,
                 # A new embedded broker starts empty (memory storage): offsets snapshotted
                 # against an earlier one would skip its records.
                 shutil.rmtree(settings.service_recovery_dir, ignore_errors=True)
-            _create_topics(settings, bootstrap)
+            _create_topics(settings, bootstrap, project)
             if stop.is_set():
                 return 0
             supervisor = _start_services(settings, bootstrap, log_dir, project)
@@ -211,7 +230,7 @@ def run_up(settings: Settings, stop: threading.Event | None = None,
                     if broker is None:
                         broker_lost = True
                         break
-                    _create_topics(settings, bootstrap)
+                    _create_topics(settings, bootstrap, project)
                     log.warning("topics recreated on the new broker; restarting the services",
                                 extra={"event": "broker_restarted"})
                     codes = _stop_services(supervisor, stop_timeout_s)

@@ -45,6 +45,8 @@ class JobSpec:
     reason: str
     requested_at: datetime
     attempt: int = 1
+    #: The user project declaring the model (its directory); None: a built-in model.
+    project: str | None = None
 
     def with_attempt(self, attempt: int) -> JobSpec:
         """The same job, as attempt number `attempt`."""
@@ -85,8 +87,9 @@ class Launcher(Protocol):
 
 def train_argv(job: JobSpec) -> list[str]:
     """The command that trains `job` in a fresh Python (the ``fti train`` CLI)."""
+    project = ["--project", job.project] if job.project else []
     return [sys.executable, "-m", "fti", "train", "--model", job.model, "--reason", job.reason,
-            "--job-id", job.job_id]
+            "--job-id", job.job_id, *project]
 
 
 def settings_env(settings: Settings, base: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -44,6 +44,8 @@ from fti.settings import Settings
 if TYPE_CHECKING:
     from prometheus_client.metrics import MetricWrapperBase
 
+    from fti.features.project.loader import Project
+
 log = logging.getLogger(__name__)
 #: Which reason a merged follow-up carries: the most telling one first.
 REASON_PRIORITY = ("drift", "manual", "volume")
@@ -148,9 +150,13 @@ class TrainerService:
         sleep: Callable[[float], None] | None = None,
         runs: MetricWrapperBase = metrics.TRAINING_RUNS,
         durations: MetricWrapperBase = metrics.TRAINING_SECONDS,
+        project: Project | None = None,
     ) -> None:
         t = settings.training
         self.settings = settings
+        #: The models it trains: the project's, else the built-in specs.
+        self.models = set(project.models) if project is not None else set(SPECS)
+        self.project = str(project.directory.resolve()) if project is not None else None
         self.launcher = launcher or default_launcher(settings)
         self.publish_job = publish_job or JobEventPublisher(
             settings, job_events_topic or settings.topics.training_jobs
@@ -168,8 +174,9 @@ class TrainerService:
     def submit(self, request: RetrainRequest) -> Decision:
         """Accept `request`: "started" (caller must `drain`), "queued"/"merged" as the
         follow-up, "covered" by a job started after it, "ignored" (unknown model)."""
-        if request.model not in SPECS:
-            log.warning("no model spec for %r; request ignored", request.model)
+        if request.model not in self.models:
+            log.warning("no model %r here (known: %s); request ignored", request.model,
+                        ", ".join(sorted(self.models)))
             return "ignored"
         with self._lock:
             lane = self._lanes.setdefault(request.model, _Lane())
@@ -187,7 +194,8 @@ class TrainerService:
             lane.waiting = (job_id, request)
             decision: Decision = "queued" if lane.busy else "started"
             lane.busy = True
-        self._emit(JobSpec(job_id, request.model, request.reason, request.requested_at),
+        self._emit(JobSpec(job_id, request.model, request.reason, request.requested_at,
+                           project=self.project),
                    "queued", "follow-up of the running job" if decision == "queued" else "")
         return decision
 
@@ -202,7 +210,8 @@ class TrainerService:
                 job_id, request = lane.waiting
                 lane.waiting = None
                 lane.last_started = datetime.now(UTC)
-            self.run_job(JobSpec(job_id, model, request.reason, request.requested_at))
+            self.run_job(JobSpec(job_id, model, request.reason, request.requested_at,
+                                 project=self.project))
 
     def handle(self, request: RetrainRequest) -> bool:
         """Run the job for `request` now unless a job covers it or runs; True if one ran."""

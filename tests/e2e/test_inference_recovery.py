@@ -79,16 +79,16 @@ def test_kill_9_resumes_from_the_snapshot_not_the_start(settings: Settings, tmp_
                  what="the restarted flow to run")
         sending.join()
         valid = producer.counts.transactions - producer.counts.bad_transactions
-        wait_for(lambda: len({p["tx_id"] for p in _predictions(settings)}) >= valid,
+        wait_for(lambda: len({p["id"] for p in _predictions(settings)}) >= valid,
                  timeout_s=120, what="a prediction for every event")
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(30) == 0, log.read_text()[-6000:]
 
     out = _predictions(settings)
-    per_event = Counter((p["tx_id"], p["version"]) for p in out)
+    per_event = Counter((p["id"], p["version"]) for p in out)
     repeated = [key for key, n in per_event.items() if n > 1]
-    assert len({p["tx_id"] for p in out}) == valid  # nothing lost
+    assert len({p["id"] for p in out}) == valid  # nothing lost
     assert all(n <= 2 for n in per_event.values())  # a repeat at most once, same id + version
     # Without recovery a restart re-scores the whole topic (>= 3000 here); with it, only what
     # was scored after the last snapshot: about RATE x SNAPSHOT_S, plus a batch in flight.

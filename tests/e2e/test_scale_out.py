@@ -74,7 +74,7 @@ def features_and_scores(settings: Settings, processes: int, tmp: Path) -> tuple[
                    read_topic(settings.kafka, settings.topics.predictions)]
     features = {r["tx_id"]: tuple(r[c] for c in FEATURE_COLUMNS) for r in rows}
     assert len(features) == len(rows) == valid
-    scores = {p["tx_id"]: p["score"] for p in predictions}
+    scores = {p["id"]: p["score"] for p in predictions}
     assert len(scores) == len(predictions) == valid  # each event scored exactly once
     return features, scores
 

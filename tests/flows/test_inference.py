@@ -73,7 +73,7 @@ def test_hot_swap_under_load_scores_every_event_exactly_once(
         wait_for(lambda: len(predictions(settings)) >= valid, what="a prediction per event")
 
     out = predictions(settings)
-    per_tx = Counter(p["tx_id"] for p in out)
+    per_tx = Counter(p["id"] for p in out)
     assert len(per_tx) == valid and set(per_tx.values()) == {1}  # none dropped, none twice
     versions = [p["version"] for p in out]  # in offset order
     assert set(versions) == {1, 2}

@@ -23,7 +23,7 @@ PAIRS = [(1, 1), (1, 1), (1, 1), (1, 0), (1, 0), (0, 1), (0, 0), (0, 0), (0, 0),
 
 
 def prediction(tx_id: str, label: int, version: int = 1) -> Prediction:
-    return Prediction(tx_id=tx_id, score=float(label), label=label, model="fraud-xgb",
+    return Prediction(id=tx_id, score=float(label), label=label, model="fraud-xgb",
                       version=version, latency_ms=1.0, ts=datetime.now(UTC))
 
 

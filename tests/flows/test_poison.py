@@ -145,5 +145,5 @@ def test_inference_scores_every_valid_event_between_poison(
                  what="the swap after poison on registry.events")
         wait_for(lambda: len(predictions(settings)) >= 400, what="every later event scored")
 
-    scored = [p["tx_id"] for p in predictions(settings)]
+    scored = [p["id"] for p in predictions(settings)]
     assert sorted(scored) == sorted(f"tx-{i}" for i in range(400))  # each once, no poison

@@ -80,11 +80,11 @@ def test_shadow_predictions_go_only_to_the_shadow_topic(
         stop.set()
 
     served = records(settings, settings.topics.predictions)
-    per_tx = Counter(p["tx_id"] for p in served)
+    per_tx = Counter(p["id"] for p in served)
     assert len(per_tx) == valid and set(per_tx.values()) == {1}
     assert {p["version"] for p in served} == {champion}
     shadow = records(settings, topic)
-    assert {p["tx_id"] for p in shadow} == set(per_tx)
+    assert {p["id"] for p in shadow} == set(per_tx)
     assert {p["version"] for p in shadow} == {challenger_version}
     assert all(p["model"] == settings.inference.model_name for p in shadow)
 
@@ -106,7 +106,7 @@ def test_tampered_challenger_does_not_disturb_the_champion(
     valid = run_with_shadow(settings, challenger, topic, count=400)
 
     served = records(settings, settings.topics.predictions)
-    assert Counter(p["tx_id"] for p in served).most_common(1)[0][1] == 1
+    assert Counter(p["id"] for p in served).most_common(1)[0][1] == 1
     assert len(served) == valid and {p["version"] for p in served} == {champion}
     assert read_topic(settings.kafka, topic, settle_s=0.2, first_record_s=0.5) == []
 

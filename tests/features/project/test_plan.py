@@ -72,7 +72,7 @@ def test_the_same_project_plans_no_changes(tmp_path: Path) -> None:
 
 def test_project_spec_is_canonical_json(tmp_path: Path) -> None:
     spec = project_spec(load(tmp_path, EXAMPLE))
-    assert list(spec) == ["streams", "groups", "labels", "views"]
+    assert list(spec) == ["streams", "groups", "labels", "views", "models"]
     assert list(spec["groups"]) == ["customer_activity", "merchant_activity"]
     assert json.loads(json.dumps(spec)) == spec
     merchant = spec["groups"]["merchant_activity"]
