@@ -72,6 +72,19 @@ LIVE_RECALL = Gauge(
     "fti_live_recall", "Recall (fraud = positive) over the last N labelled predictions.",
     ["model", "version"],
 )
+LIVE_F1 = Gauge(
+    "fti_live_f1",
+    "F1 over the last N labelled predictions: of class 1 (binary), macro over classes "
+    "(multiclass, preference).", ["model", "version"],
+)
+LIVE_MAE = Gauge(
+    "fti_live_mae", "Mean absolute error over the last N labelled predictions (regression).",
+    ["model", "version"],
+)
+LIVE_RMSE = Gauge(
+    "fti_live_rmse", "Root mean squared error over the last N labelled predictions "
+    "(regression).", ["model", "version"],
+)
 LABELLED_PREDICTIONS = Counter(
     "fti_labelled_predictions_total", "Predictions joined with their label.", ["model", "version"]
 )

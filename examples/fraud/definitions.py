@@ -75,7 +75,7 @@ fraud_xgb = Model(
     "fraud-xgb", view=fraud, task="binary", trainer="xgboost",
     params={"n_estimators": 200, "max_depth": 4, "learning_rate": 0.1, "seed": 42},
     gates={"roc_auc": 0.75}, max_regression=0.02,
-    retrain=Retrain(monitor=["amount"], volume_labels=20000, cooldown="20s"),
+    retrain=Retrain(monitor=["amount"], volume_labels=20000, cooldown="10s"),
     description="Scores each card transaction's probability of fraud.",
 )
 #: The same view learned by a small PyTorch MLP, trained on demand only

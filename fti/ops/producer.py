@@ -128,6 +128,12 @@ class ScenarioProducer:
         self._publisher.flush(30)
         return sent
 
+    def finish(self) -> None:
+        """Send everything left, labels included, as fast as possible."""
+        for record in self._records:
+            self._produce(record)
+        self._publisher.flush(30)
+
     def _produce(self, record: DemoRecord) -> None:
         self._publisher.send(self.topics[record.stream], record.value, record.key)
         self._publisher.serve()

@@ -35,7 +35,7 @@ from fti.models.drift.observations import (
     monitored_value,
 )
 from fti.models.drift.page_hinkley import PageHinkleyDetector
-from fti.models.drift.policy_config import MonitorConfig, monitor_config
+from fti.models.drift.policy_config import MonitorConfig, monitor_config, retrain_config
 from fti.models.drift.reference_window import ReferenceWindowTest
 from fti.models.drift.retrain_policy import MAX_DETECTIONS, MAX_SIGNALS, Detection, RetrainPolicy
 from fti.models.drift.two_sample import (
@@ -84,4 +84,5 @@ __all__ = [
     "population_stability_index",
     "psi",
     "quantile_edges",
+    "retrain_config",
 ]

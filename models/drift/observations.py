@@ -32,11 +32,13 @@ class LabelSeen:
 
 @dataclass(frozen=True)
 class ErrorObserved:
-    """A prediction met its label: `error` is 1 when the predicted label was wrong."""
+    """A prediction met its label: `error` is 1 when the predicted label was wrong, 0 when
+    right (classification), or the absolute error |predicted - actual| (regression); the
+    error detectors watch its mean rise either way."""
 
     tx_id: str
     version: int
-    error: int
+    error: float
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ Pure logic, no I/O. Observations go in (`observe`, `fti.models.drift.observation
 requests come out. Rules:
 
 - **bootstrap**: no champion yet and `bootstrap_labels` labels seen → `volume` request;
-- **volume**: `volume_labels` new labels since the last request → `volume` request;
+- **volume**: `volume_labels` new labels since the last request → `volume` request (None:
+  never);
 - **drift**: a detector of `MonitorConfig` (`fti.models.drift.policy_config`) signals — on
   the live error rate (increases only; ADWIN by default) or on an input feature (ADWIN on
   log1p(amount) by default; Page-Hinkley, KSWIN, and PSI / KS window tests against the
@@ -200,7 +201,8 @@ class RetrainPolicy:
             return None
         if self.champion is None and self.labels >= cfg.bootstrap_labels:
             return self._request("volume", {"rule": "bootstrap", "labels": self.labels}, now)
-        if self.champion is not None and new_labels >= cfg.volume_labels:
+        if (self.champion is not None and cfg.volume_labels is not None
+                and new_labels >= cfg.volume_labels):
             return self._request("volume", {"rule": "volume", "new_labels": new_labels}, now)
         return None
 
