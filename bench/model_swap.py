@@ -25,6 +25,7 @@ import xgboost as xgb
 from fti.features.definitions import FEATURE_COLUMNS
 from fti.models.registry import ModelRegistry
 from fti.models.serving import ServingModel, load_serving_model
+from fti.models.trainers.xgboost import LoadedXGBoost, legacy_signature
 from fti.models.trainers.xgboost_model import MODEL_FILE, load_model, save_model
 
 MODEL = "fraud-xgb"
@@ -66,7 +67,9 @@ def _load_parts(registry: ModelRegistry, version: int) -> tuple[float, float, fl
     start = time.perf_counter()
     path = registry.artifact_path(MODEL, version, MODEL_FILE)
     checked = time.perf_counter()
-    model = ServingModel(MODEL, version, load_model(path))
+    booster = load_model(path)
+    model = ServingModel(MODEL, version, "xgboost", "binary", FEATURE_COLUMNS, None,
+                         LoadedXGBoost(booster, legacy_signature(booster)))
     parsed = time.perf_counter()
     model.score(np.zeros((1, len(FEATURE_COLUMNS)), dtype=np.float32))
     warmed = time.perf_counter()
@@ -96,7 +99,7 @@ def main(
         model = load_serving_model(registry, MODEL, version)
         size = registry.artifact_path(MODEL, version, MODEL_FILE).stat().st_size
     row = np.random.default_rng(1).normal(size=(1, len(FEATURE_COLUMNS))).astype(np.float32)
-    booster = model.booster
+    booster = model.model.booster
     single = booster.copy()
     single.set_param({"nthread": 1})
     calls = [lambda: model.score(row), lambda: booster.inplace_predict(row),

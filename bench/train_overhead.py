@@ -38,11 +38,13 @@ from fti.features.definitions import (
     FEATURE_COLUMNS,
     FEATURES_SCHEMA,
     FEATURES_TABLE,
+    LABEL_COLUMN,
     LABELS_SCHEMA,
     LABELS_TABLE,
 )
 from fti.features.training_data import Split
 from fti.models.registry import ModelRegistry
+from fti.models.trainers.base import ModelInputs
 from fti.models.trainers.xgboost_model import features_matrix, labels_vector, xgboost_params
 from fti.settings import Settings, TrainingSettings
 
@@ -167,13 +169,13 @@ def bare_train_s(split: Split, training: TrainingSettings, rounds: int) -> tuple
     """Wall and CPU seconds of ``xgboost.train`` (QuantileDMatrix, as XGBClassifier builds) for
     ``rounds`` rounds on ``split.train`` with the job's parameters; the numpy matrix is built
     before timing."""
-    params = xgboost_params(split, training, "cpu")
+    params = xgboost_params(split, training, "cpu", ModelInputs(FEATURE_COLUMNS, LABEL_COLUMN))
     booster_params = {
         k: v
         for k, v in params.items()
         if k not in ("n_estimators", "early_stopping_rounds", "n_jobs", "random_state")
     } | {"nthread": params["n_jobs"], "seed": params["random_state"]}
-    X, y = features_matrix(split.train), labels_vector(split.train)
+    X, y = features_matrix(split.train, FEATURE_COLUMNS), labels_vector(split.train, LABEL_COLUMN)
     start, cpu = time.perf_counter(), time.process_time()
     train = xgb.QuantileDMatrix(X, y, nthread=params["n_jobs"])
     xgb.train(booster_params, train, num_boost_round=rounds)

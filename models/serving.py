@@ -1,7 +1,11 @@
 """The model an inference process serves, and how it is swapped without stopping.
 
-A swap loads and warms the new model aside, then replaces one reference; a batch being
-scored keeps the model it started with, so no event is dropped or scored twice.
+`load_serving_model` loads any registered version through the trainer recorded in its
+metadata (XGBoost, the MLP, or a user's ``module:Class``), every file sha256-checked, and
+warms it up; a `ServingModel` scores feature matrices and turns scores into decisions of its
+task. A swap loads and warms the new model aside, then replaces one reference; a batch being
+scored keeps the model it started with, so no event is dropped or scored twice, and the
+champion may change kind (XGBoost → MLP) in a swap.
 """
 
 from __future__ import annotations
@@ -9,37 +13,105 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-import xgboost as xgb
 
 from fti import metrics
-from fti.features.definitions import FEATURE_COLUMNS
-from fti.models.registry import CHALLENGER, CHAMPION, ModelRegistry
-from fti.models.trainers.xgboost_model import MODEL_FILE, load_model, predict_scores
+from fti.models.errors import TrainerError
+from fti.models.registry import CHALLENGER, CHAMPION, ModelRegistry, ModelVersion
+from fti.models.trainers import LoadedModel, load_version
+from fti.models.trainers.base import SIGNATURE_FILE
+from fti.models.trainers.xgboost_model import MODEL_FILE
+
+__all__ = [
+    "MODEL_FILE",
+    "AliasHolder",
+    "ChallengerHolder",
+    "ChampionHolder",
+    "ServingModel",
+    "count_shadow_error",
+    "load_serving_model",
+]
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class ServingModel:
-    """A loaded, warmed-up model version."""
+    """A loaded, warmed-up model version and what it reads and returns.
+
+    ``features`` are the matrix columns in order; ``classes`` the class values of a
+    multiclass model (column order of its probabilities).
+
+    >>> class Half:
+    ...     def predict(self, X):
+    ...         return np.full(len(X), 0.5, dtype=np.float32)
+    >>> m = ServingModel("m", 1, "custom", "binary", ("x",), None, Half())
+    >>> m.decide(m.score(np.zeros((2, 1), dtype=np.float32)), 0.5)
+    [1, 1]
+    >>> ServingModel("m", 1, "mlp", "multiclass", ("x",), ("cat", "dog"), Half()).decide(
+    ...     np.array([[0.2, 0.8], [0.9, 0.1]]), 0.5)
+    ['dog', 'cat']
+    """
 
     name: str
     version: int
-    booster: xgb.Booster
+    kind: str
+    task: str
+    features: tuple[str, ...]
+    classes: tuple[Any, ...] | None
+    model: LoadedModel
 
     def score(self, matrix: np.ndarray) -> np.ndarray:
-        """Fraud scores for rows of features in `FEATURE_COLUMNS` order."""
-        return predict_scores(self.booster, matrix)
+        """Scores of rows of ``matrix`` (columns in `features` order): P(positive) (binary),
+        class probabilities (rows, classes) (multiclass), values (regression)."""
+        return np.asarray(self.model.predict(matrix))
+
+    def decide(self, scores: np.ndarray, threshold: float = 0.5) -> list[Any]:
+        """One decision per row of ``scores``: binary 1 when the score is >= ``threshold``
+        (else 0); multiclass the class value of the highest probability; regression the value.
+        """
+        scores = np.asarray(scores)
+        if self.task == "binary":
+            return [int(s >= threshold) for s in scores.reshape(-1)]
+        if self.task == "regression":
+            return [float(v) for v in scores.reshape(-1)]
+        if scores.ndim != 2:
+            raise TrainerError(f"a {self.task} model scores (rows, classes), got {scores.shape}")
+        best = np.argmax(scores, axis=1)
+        if self.classes is None:
+            return [int(i) for i in best]
+        return [self.classes[int(i)] for i in best]
 
 
 def load_serving_model(registry: ModelRegistry, name: str, version: int) -> ServingModel:
-    """Load a registry version (sha256 checked) and warm it up with one prediction."""
-    booster = load_model(registry.artifact_path(name, version, MODEL_FILE))
-    model = ServingModel(name, version, booster)
-    model.score(np.zeros((1, len(FEATURE_COLUMNS)), dtype=np.float32))
-    return model
+    """Load a registry version (sha256 checked) with the trainer kind of its metadata and warm
+    it up with one prediction of a zero row.
+
+    Kinds this contract cannot load (``lora``) and versions without a loadable artifact raise
+    an error naming the kind.
+    """
+    metadata = registry.get(name, version)
+    model = load_version(registry, name, version)
+    signature = getattr(model, "signature", None)
+    if signature is None:
+        raise TrainerError(f"{name} v{version}: the loaded model has no signature")
+    features = tuple(signature.features)
+    if SIGNATURE_FILE not in metadata.files:
+        features = _recorded_features(metadata) or features  # registered before signatures
+    kind = str(metadata.params.get("trainer") or signature.kind)
+    served = ServingModel(name, version, kind, signature.task, features, signature.classes, model)
+    served.score(np.zeros((1, len(features)), dtype=np.float32))
+    return served
+
+
+def _recorded_features(metadata: ModelVersion) -> tuple[str, ...] | None:
+    """The input columns a version's metadata names (its signature, else its params)."""
+    if metadata.signature is not None and metadata.signature.inputs:
+        return tuple(column.name for column in metadata.signature.inputs)
+    columns = metadata.params.get("feature_columns")
+    return tuple(columns) if columns else None
 
 
 class AliasHolder:
@@ -68,7 +140,7 @@ class AliasHolder:
             model = load_serving_model(self.registry, self.name, version)
             previous, self._current = self._current, model
         self._swapped(version)
-        log.info("serving %s %s v%d (was %s)", self.name, self.alias, version,
+        log.info("serving %s %s v%d (%s, was %s)", self.name, self.alias, version, model.kind,
                  previous.version if previous else None)
         return True
 

@@ -4,7 +4,8 @@ For a booster, XGBoost computes exact TreeSHAP contributions itself (``pred_cont
 one value per feature and row plus a bias column, summing to the margin (log-odds) prediction.
 A feature's importance is its mean absolute contribution over the rows given (the test split).
 Other models (the MLP, anything with ``predict(X)``) get permutation importance: how much the
-ROC AUC drops when one column is shuffled, averaged over seeded repeats.
+task's score drops when one column is shuffled, averaged over seeded repeats (ROC AUC for
+binary, accuracy for multiclass, negative MAE for regression: `task_score`).
 
 >>> rng = np.random.default_rng(0)
 >>> X = rng.random((200, 3))
@@ -16,6 +17,7 @@ ROC AUC drops when one column is shuffled, averaged over seeded repeats.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +27,7 @@ import xgboost as xgb
 from numpy.typing import ArrayLike
 
 from fti.models.errors import EvaluationError
-from fti.models.evaluation.metrics import evaluate
+from fti.models.evaluation.metrics import evaluate_binary
 
 #: A model's scoring function: rows of X in, one score per row out.
 Predict = Callable[[np.ndarray], ArrayLike]
@@ -80,6 +82,7 @@ def _names(names: Sequence[str] | None, width: int) -> list[str]:
 
 def shap_contributions(booster: xgb.Booster, X: np.ndarray) -> np.ndarray:
     """TreeSHAP contributions, shape (rows, features + 1); the last column is the bias.
+    A multiclass booster gives one such matrix per class: (rows, classes, features + 1).
 
     Each row sums to the booster's margin prediction (``output_margin=True``).
     """
@@ -100,16 +103,46 @@ def shap_importance(
 
     Feature names default to the booster's own, else ``f0, f1, ...``.
     """
-    contributions = shap_contributions(booster, X)[:, :-1]
+    contributions = shap_contributions(booster, X)[..., :-1]
     if contributions.shape[0] == 0:
         raise EvaluationError("cannot compute SHAP importance on zero rows")
-    names = _names(feature_names or booster.feature_names, contributions.shape[1])
-    mean_abs = np.abs(contributions).mean(axis=0)
-    return _ranked("SHAP (XGBoost TreeSHAP, mean |contribution| in log-odds)", names, mean_abs)
+    names = _names(feature_names or booster.feature_names, contributions.shape[-1])
+    # Multiclass: the mean over rows and classes of each feature's |contribution|.
+    mean_abs = np.abs(contributions).reshape(-1, contributions.shape[-1]).mean(axis=0)
+    objective = json.loads(booster.save_config())["learner"]["objective"]["name"]
+    unit = "in target units" if objective.startswith("reg:") else "in log-odds"
+    if contributions.ndim == 3:
+        unit = "over classes, in log-odds"
+    return _ranked(f"SHAP (XGBoost TreeSHAP, mean |contribution| {unit})", names, mean_abs)
 
 
 def _roc_auc(y: np.ndarray, scores: np.ndarray) -> float:
-    return float(evaluate(y, scores)["roc_auc"])
+    return float(evaluate_binary(y, scores)["roc_auc"])
+
+
+def task_score(task: str, classes: Sequence[Any] | None = None) -> Score:
+    """The score permutation importance uses for ``task`` (higher is better): ROC AUC
+    (binary), accuracy of the most probable class (multiclass, labels are class values in
+    ``classes`` order, default 0..k-1), negative mean absolute error (regression).
+
+    >>> task_score("regression")(np.array([1.0, 2.0]), np.array([1.0, 4.0]))
+    -1.0
+    """
+    if task == "binary":
+        return _roc_auc
+    if task == "regression":
+        return lambda y, predicted: -float(np.mean(np.abs(predicted - y.astype(np.float64))))
+    if task in ("multiclass", "preference"):
+
+        def accuracy(y: np.ndarray, probabilities: np.ndarray) -> float:
+            known = list(range(probabilities.shape[1])) if classes is None else list(classes)
+            index = {c: i for i, c in enumerate(known)}
+            actual = np.array([index.get(v.item() if isinstance(v, np.generic) else v, -1)
+                               for v in y])
+            return float(np.mean(np.argmax(probabilities, axis=1) == actual))
+
+        return accuracy
+    raise EvaluationError(f"no importance score for task {task!r}")
 
 
 def permutation_importance(
@@ -144,9 +177,11 @@ def permutation_importance(
 
 
 def feature_importance(
-    model: Any, X: np.ndarray, y: ArrayLike, feature_names: Sequence[str] | None = None
+    model: Any, X: np.ndarray, y: ArrayLike, feature_names: Sequence[str] | None = None,
+    task: str = "binary", classes: Sequence[Any] | None = None,
 ) -> FeatureImportance:
-    """SHAP importance for a model holding an XGBoost ``booster``, else permutation importance.
+    """SHAP importance for a model holding an XGBoost ``booster``, else permutation importance
+    with the ``task``'s score (`task_score`).
 
     ``model`` is a booster, or a loaded model with ``.booster`` (`LoadedXGBoost`) or ``.predict``.
     """
@@ -157,4 +192,5 @@ def feature_importance(
         raise EvaluationError(
             f"{type(model).__name__} has neither an XGBoost booster nor predict(X)"
         )
-    return permutation_importance(model.predict, X, y, feature_names)
+    return permutation_importance(model.predict, X, y, feature_names,
+                                  score=task_score(task, classes))

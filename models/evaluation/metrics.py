@@ -1,14 +1,24 @@
-"""Model metrics in plain numpy: ROC and PR AUC, curves for plots, threshold and regression metrics.
+"""Model metrics per task in plain numpy: binary (ROC and PR AUC, threshold metrics, log-loss,
+Brier score, calibration error; curves for plots), multiclass (accuracy, macro F1, log-loss,
+per-class F1, confusion matrix) and regression (MAE, RMSE, R²).
 
->>> m = evaluate([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
+`evaluate` reports, for a task, every metric of `TASK_METRICS` (the names a model's gates may
+use) plus ``rows`` and a few non-gate details.
+
+>>> m = evaluate("binary", [0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
 >>> m["roc_auc"], m["pr_auc"], m["confusion_matrix"]
 (0.75, 0.8333333333333333, {'tn': 2, 'fp': 0, 'fn': 1, 'tp': 1})
->>> evaluate_regression([1.0, 2.0, 3.0], [1.0, 2.0, 4.0])["mae"]
+>>> evaluate("regression", [1.0, 2.0, 3.0], [1.0, 2.0, 4.0])["mae"]
 0.3333333333333333
+>>> probabilities = [[0.8, 0.2], [0.4, 0.6], [0.7, 0.3]]
+>>> m = evaluate("multiclass", ["a", "b", "b"], probabilities, classes=["a", "b"])
+>>> round(m["accuracy"], 3), round(m["macro_f1"], 3), m["per_class"]["b"]
+(0.667, 0.667, 0.6666666666666666)
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +26,11 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from fti.models.errors import EvaluationError
+
+#: Probabilities are clipped to [EPS, 1 - EPS] for log-loss, so it stays finite.
+EPS = 1e-15
+#: Equal-width probability bins of the expected calibration error.
+ECE_BINS = 10
 
 
 def roc_auc(y_true: np.ndarray, scores: np.ndarray) -> float:
@@ -143,18 +158,86 @@ def _ratio(numerator: int, denominator: int) -> float:
     return float(numerator / denominator) if denominator else 0.0
 
 
-def evaluate(y_true: ArrayLike, scores: ArrayLike, threshold: float = 0.5) -> dict[str, Any]:
+def log_loss(y_true: np.ndarray, probabilities: np.ndarray) -> float:
+    """Mean negative log-likelihood of 0/1 labels under P(label 1) (clipped to stay finite).
+
+    >>> round(log_loss(np.array([0, 1]), np.array([0.2, 0.9])), 4)
+    0.1643
+    """
+    p = np.clip(probabilities, EPS, 1 - EPS)
+    return float(-np.mean(np.where(y_true == 1, np.log(p), np.log1p(-p))))
+
+
+def expected_calibration_error(
+    y_true: np.ndarray, probabilities: np.ndarray, bins: int = ECE_BINS
+) -> float:
+    """|observed positive rate - mean probability| per equal-width bin, weighted by the
+    bin's share of rows (the last bin includes 1.0).
+
+    >>> expected_calibration_error(np.array([0, 1, 1, 1]), np.array([0.0, 1.0, 1.0, 0.5]))
+    0.125
+    """
+    which = np.minimum((probabilities * bins).astype(np.int64), bins - 1)
+    total = 0.0
+    for b in np.unique(which):
+        inside = which == b
+        gap = abs(float(y_true[inside].mean()) - float(probabilities[inside].mean()))
+        total += float(inside.mean()) * gap
+    return float(total)
+
+
+def evaluate(
+    task: str,
+    y_true: ArrayLike,
+    scores: ArrayLike,
+    threshold: float = 0.5,
+    classes: Sequence[Any] | None = None,
+) -> dict[str, Any]:
+    """Metrics of a ``task``'s predictions: every name of ``TASK_METRICS[task]`` plus ``rows``
+    (and details such as the confusion matrix).
+
+    ``scores`` are what the task's model predicts: P(label 1) (binary, predicted positive when
+    >= ``threshold``), probabilities (rows, classes) in ``classes`` order (multiclass; classes
+    default to 0..k-1), values (regression).
+
+    >>> sorted(evaluate("regression", [1.0, 2.0], [1.0, 3.0]))
+    ['mae', 'mse', 'r2', 'rmse', 'rows']
+    >>> evaluate("ranking", [1], [1])
+    Traceback (most recent call last):
+    ...
+    fti.models.errors.EvaluationError: no metrics for task 'ranking'; tasks: binary, ...
+    """
+    if task == "binary":
+        return evaluate_binary(y_true, scores, threshold)
+    if task == "multiclass":
+        return evaluate_multiclass(y_true, scores, classes)
+    if task == "regression":
+        return evaluate_regression(y_true, scores)
+    raise EvaluationError(
+        f"no metrics for task {task!r}; tasks: binary, multiclass, regression"
+    )
+
+
+#: The name the task-generic training job uses.
+evaluate_task = evaluate
+
+
+def evaluate_binary(
+    y_true: ArrayLike, scores: ArrayLike, threshold: float = 0.5
+) -> dict[str, Any]:
     """Metrics of scores against 0/1 labels; a row is predicted positive when score >= threshold.
 
     With a single class in ``y_true`` the AUC is undefined: it is reported as 0.5 with
     ``single_class: True`` (False otherwise). Precision, recall and F1 are 0.0 when undefined.
     ``pr_auc`` is `average_precision` (0.0 without positives, 1.0 with positives only).
+    ``log_loss``, ``brier`` and ``ece`` read the scores as probabilities (clipped to [0, 1]).
 
-    >>> m = evaluate([1, 1], [0.9, 0.2])
+    >>> m = evaluate_binary([1, 1], [0.9, 0.2])
     >>> m["roc_auc"], m["single_class"], m["recall"]
     (0.5, True, 0.5)
     """
     y, s = _as_arrays(y_true, scores)
+    p = np.clip(s, 0.0, 1.0)
     predicted = s >= threshold
     actual = y == 1
     tp = int((predicted & actual).sum())
@@ -171,6 +254,9 @@ def evaluate(y_true: ArrayLike, scores: ArrayLike, threshold: float = 0.5) -> di
         "precision": precision,
         "recall": recall,
         "accuracy": _ratio(tp + tn, len(y)),
+        "log_loss": log_loss(y, p),
+        "brier": float(np.mean((p - y) ** 2)),
+        "ece": expected_calibration_error(y, p),
         "confusion_matrix": {"tn": tn, "fp": fp, "fn": fn, "tp": tp},
         "positives": tp + fn,
         "rows": len(y),
@@ -211,3 +297,73 @@ def evaluate_regression(y_true: ArrayLike, predictions: ArrayLike) -> dict[str, 
         "r2": r2,
         "rows": len(y),
     }
+
+
+def _f1(tp: int, fp: int, fn: int) -> float:
+    return _ratio(2 * tp, 2 * tp + fp + fn)
+
+
+def evaluate_multiclass(
+    y_true: ArrayLike, probabilities: ArrayLike, classes: Sequence[Any] | None = None
+) -> dict[str, Any]:
+    """Accuracy (of the most probable class), macro F1, log-loss, per-class F1 (``per_class``,
+    class value as text → F1) and the confusion matrix (rows: actual, columns: predicted, in
+    ``classes`` order) of ``probabilities`` (rows, classes) against class values ``y_true``.
+
+    Macro F1 averages over the classes present in ``y_true`` or predicted (as scikit-learn's
+    ``f1_score(average="macro")``); a label not among ``classes`` is an error.
+
+    >>> p = [[.7, .2, .1], [.1, .8, .1], [.2, .2, .6], [.5, .3, .2]]
+    >>> m = evaluate_multiclass([0, 1, 2, 2], p)
+    >>> m["accuracy"], m["confusion_matrix"]
+    (0.75, [[1, 0, 0], [0, 1, 0], [1, 0, 1]])
+    """
+    P = np.asarray(probabilities, dtype=np.float64)
+    labels = np.asarray(y_true, dtype=object).reshape(-1)
+    if P.ndim != 2 or P.shape[0] != len(labels):
+        raise EvaluationError(
+            f"probabilities must be (rows, classes) with one row per label; got {P.shape} for "
+            f"{len(labels)} labels"
+        )
+    if len(labels) == 0:
+        raise EvaluationError("cannot evaluate on zero rows; the test split is empty")
+    if not np.isfinite(P).all():
+        raise EvaluationError("probabilities must be finite, got NaN/inf values")
+    known = list(range(P.shape[1])) if classes is None else list(classes)
+    if len(known) != P.shape[1]:
+        raise EvaluationError(f"{len(known)} classes {known} for {P.shape[1]} probability columns")
+    index = {_python(c): i for i, c in enumerate(known)}
+    unknown = sorted({repr(_python(v)) for v in labels if _python(v) not in index})
+    if unknown:
+        raise EvaluationError(
+            f"labels {', '.join(unknown[:10])} are not among the classes {known}"
+        )
+    actual = np.fromiter((index[_python(v)] for v in labels), dtype=np.int64, count=len(labels))
+    predicted = np.argmax(P, axis=1)
+    k = P.shape[1]
+    confusion = np.zeros((k, k), dtype=np.int64)
+    np.add.at(confusion, (actual, predicted), 1)
+    per_class: dict[str, float] = {}
+    present: list[float] = []
+    for i, value in enumerate(known):
+        tp = int(confusion[i, i])
+        fn = int(confusion[i].sum()) - tp
+        fp = int(confusion[:, i].sum()) - tp
+        per_class[str(value)] = _f1(tp, fp, fn)
+        if tp + fn + fp:
+            present.append(per_class[str(value)])
+    true_p = np.clip(P[np.arange(len(actual)), actual], EPS, 1.0)
+    return {
+        "accuracy": float(np.mean(predicted == actual)),
+        "macro_f1": float(np.mean(present)) if present else 0.0,
+        "log_loss": float(-np.mean(np.log(true_p))),
+        "per_class": per_class,
+        "confusion_matrix": confusion.tolist(),
+        "classes": [_python(c) for c in known],
+        "rows": len(actual),
+    }
+
+
+def _python(value: Any) -> Any:
+    """A numpy scalar as its python value (so 1 and np.int64(1) are the same class)."""
+    return value.item() if isinstance(value, np.generic) else value

@@ -12,6 +12,9 @@
 
 Optional fields add sections: plots (written by `build_card_assets` next to the card and
 embedded as images), bias slices, feature importance, signature, device, dependencies, lineage.
+A card's ``task`` picks its metrics and plots: binary as the fraud models (ROC, PR, confusion
+matrix), multiclass a class confusion matrix, regression a residual plot; `write_task_card`
+writes the card of a declared model (`fti.features.project.Model`) with its plots.
 
 >>> from dataclasses import replace
 >>> card = render_model_card(replace(info, plots={"roc": "roc.png"}))
@@ -31,8 +34,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 from numpy.typing import ArrayLike
 
-from fti.features.definitions import FEATURE_COLUMNS
-from fti.models.evaluation.metrics import evaluate
+from fti.features.project.model import TASK_METRICS
+from fti.models.evaluation.metrics import evaluate_binary, evaluate_multiclass
 from fti.models.evaluation.slices import SliceReport
 
 if TYPE_CHECKING:
@@ -51,6 +54,11 @@ PLOTS: dict[str, tuple[str, str]] = {
     "slices": ("slices.png", "Slice metric"),
     "importance": ("importance.png", "Feature importance"),
 }
+#: Plots of the other tasks, by the same key → (file, title) scheme.
+TASK_PLOTS: dict[str, tuple[str, str]] = {
+    "residuals": ("residuals.png", "Residuals"),
+}
+_ALL_PLOTS = PLOTS | TASK_PLOTS
 #: Packages whose installed versions a card lists (`installed_versions`).
 DEPENDENCIES: tuple[str, ...] = tuple(
     "xgboost torch peft transformers pyarrow lancedb numpy".split()
@@ -77,6 +85,14 @@ LIMITATIONS = (
     "- Labels arrive late and may be incomplete for the newest transactions; recent fraud may be "
     "under-counted in the test split.",
     "- Scores are not calibrated probabilities (`scale_pos_weight` rebalances the classes).",
+)
+#: Limitations of a declared model's card (`write_task_card`).
+TASK_LIMITATIONS = (
+    "- Trained on labels known at training time; patterns that appeared later are unseen "
+    "until a retrain.",
+    "- The test split holds the newest labels only; performance on older or rarer segments "
+    "is not measured separately.",
+    "- Labels may arrive late and be incomplete for the newest events.",
 )
 
 
@@ -121,7 +137,7 @@ class ModelCardInfo:
     champion_metrics_on_same_test: dict[str, Any] | None = None
     champion_version: int | None = None
     reason: str | None = None
-    features: Sequence[str] = FEATURE_COLUMNS
+    features: Sequence[str] = ()
     plots: Mapping[str, str] = field(default_factory=dict)
     slices: SliceReport | None = None
     slice_metric: str = "recall"
@@ -134,6 +150,9 @@ class ModelCardInfo:
     base_model_path: str | None = None
     base_model_sha256: str | None = None
     lineage: Any = None
+    task: str = "binary"
+    intended_use: str | None = None
+    limitations: Sequence[str] | None = None
 
 
 def installed_versions(packages: Sequence[str] = DEPENDENCIES) -> dict[str, str]:
@@ -161,28 +180,41 @@ def build_card_assets(
     importance: FeatureImportance | None = None,
     threshold: float = 0.5,
     slice_metric: str = "recall",
+    task: str = "binary",
+    classes: Sequence[Any] | None = None,
 ) -> dict[str, str]:
     """Write the card's PNG plots into ``workdir`` (next to the card); return key -> file name.
 
-    Plots that cannot be drawn are left out: the loss curve without history, ROC and PR curves
-    on a single-class test split, the slice chart without scored slices.
+    Per ``task``: binary ROC and PR curves and the confusion matrix at ``threshold``;
+    multiclass the class confusion matrix (``scores`` are probabilities in ``classes`` order);
+    regression the residuals. Plots that cannot be drawn are left out: the loss curve without
+    history, ROC and PR curves on a single-class test split, the slice chart without scored
+    slices.
     """
     from fti.models.evaluation import plots  # matplotlib is imported only when plots are drawn
 
-    workdir, y = Path(workdir), np.asarray(y_true)
+    workdir = Path(workdir)
+    y = np.asarray(y_true, dtype=object if task == "multiclass" else None)
     made: dict[str, str] = {}
 
     def path(key: str) -> Path:
-        made[key] = PLOTS[key][0]
+        made[key] = _ALL_PLOTS[key][0]
         return workdir / made[key]
 
     if history and any(len(values) for values in history.values()):
         plots.plot_loss_curve(history, path("loss"))
-    if 0 < int(np.sum(y == 1)) < len(y):
-        plots.plot_roc_curve(y, scores, path("roc"), champion_scores)
-        plots.plot_pr_curve(y, scores, path("pr"), champion_scores)
-    matrix = evaluate(y, scores, threshold)["confusion_matrix"]
-    plots.plot_confusion_matrix(matrix, path("confusion"), threshold)
+    if task == "multiclass":
+        metrics = evaluate_multiclass(y, scores, classes)
+        plots.plot_class_confusion(metrics["confusion_matrix"], metrics["classes"],
+                                   path("confusion"))
+    elif task == "regression":
+        plots.plot_residuals(y, scores, path("residuals"), champion_scores)
+    else:
+        if 0 < int(np.sum(y == 1)) < len(y):
+            plots.plot_roc_curve(y, scores, path("roc"), champion_scores)
+            plots.plot_pr_curve(y, scores, path("pr"), champion_scores)
+        matrix = evaluate_binary(y, scores, threshold)["confusion_matrix"]
+        plots.plot_confusion_matrix(matrix, path("confusion"), threshold)
     if slices is not None and slices.slices:
         plots.plot_slice_metric(slices, path("slices"), slice_metric)
     if importance is not None and importance.scores:
@@ -201,28 +233,31 @@ def render_model_card(info: CardSource) -> str:
     """The markdown text of a model card; optional fields missing on ``info`` are skipped."""
     plots = dict(getattr(info, "plots", None) or {})
     slices = getattr(info, "slices", None)
+    task = getattr(info, "task", None) or info.params.get("task") or "binary"
+    limitations = getattr(info, "limitations", None) or LIMITATIONS
+    features = getattr(info, "features", None) or info.params.get("feature_columns") or ()
     sections = [
         f"# Model card: {info.model} v{info.version}\n\n"
         f"Created {info.created_at.isoformat()}; training triggered by: {info.reason or 'n/a'}.",
-        f"## Intended use\n\n{INTENDED_USE}",
+        f"## Intended use\n\n{getattr(info, 'intended_use', None) or INTENDED_USE}",
         _details(info),
-        _training_data(info.dataset)
+        _training_data(info.dataset, task)
         + _lineage(getattr(info, "lineage", None))
         + _images(plots, "loss"),
-        _metrics(info.metrics, info.champion_metrics_on_same_test, info.champion_version)
-        + _images(plots, "roc", "pr"),
-        _confusion(info.metrics) + _images(plots, "confusion"),
+        _metrics(info.metrics, info.champion_metrics_on_same_test, info.champion_version, task)
+        + _images(plots, "roc", "pr", "residuals"),
+        _confusion(info.metrics, task) + _images(plots, "confusion"),
         _slices(slices, getattr(info, "slice_metric", "recall"))
         + (_images(plots, "slices") if slices is not None else ""),
         _gates(info.gates),
         _importance(getattr(info, "importance", None), getattr(info, "importance_top", 10))
         + _images(plots, "importance"),
-        _features(getattr(info, "features", FEATURE_COLUMNS), info.params),
+        _features(features, info.params),
         _deployment(getattr(info, "dependencies", None)),
         "## Limitations\n\n"
         + "\n".join(
             SLICED_LIMITATION if slices is not None and i == 1 else line
-            for i, line in enumerate(LIMITATIONS)
+            for i, line in enumerate(limitations)
         ),
         _other_plots(plots),
     ]
@@ -235,12 +270,12 @@ def _plain(value: Any) -> Any:
 
 
 def _images(plots: Mapping[str, str], *keys: str) -> str:
-    shown = [f"![{PLOTS[key][1]}]({plots[key]})" for key in keys if plots.get(key)]
+    shown = [f"![{_ALL_PLOTS[key][1]}]({plots[key]})" for key in keys if plots.get(key)]
     return "".join(f"\n\n{image}" for image in shown)
 
 
 def _other_plots(plots: Mapping[str, str]) -> str:
-    others = [f"![{name}]({file})" for name, file in plots.items() if name not in PLOTS]
+    others = [f"![{name}]({file})" for name, file in plots.items() if name not in _ALL_PLOTS]
     return "## Plots\n\n" + "\n\n".join(others) if others else ""
 
 
@@ -308,7 +343,9 @@ def _rate(positives: int, rows: int) -> str:
     return f"{positives / rows:.2%}" if rows else "n/a"
 
 
-def _training_data(dataset: dict[str, Any]) -> str:
+def _training_data(dataset: dict[str, Any], task: str = "binary") -> str:
+    if task != "binary":
+        return _task_training_data(dataset)
     lines = [
         "## Training data\n",
         f"- Dataset version: {dataset.get('version', 'n/a')} (view `{dataset.get('view', 'n/a')}`,"
@@ -329,20 +366,43 @@ def _training_data(dataset: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _task_training_data(dataset: dict[str, Any]) -> str:
+    lines = [
+        "## Training data\n",
+        f"- Dataset version: {dataset.get('version', 'n/a')} (view `{dataset.get('view', 'n/a')}`,"
+        f" split `{dataset.get('split', 'n/a')}`, seed {dataset.get('seed', 'n/a')})",
+        f"- Offline table versions: {dataset.get('table_versions', {})}",
+        f"- Rows: {dataset.get('rows', 'n/a')}, rows sha256 `{dataset.get('rows_sha256', 'n/a')}`",
+        "",
+        "| split | rows | label time from | to |",
+        "| --- | ---: | --- | --- |",
+    ]
+    for name, stats in dataset.get("splits", {}).items():
+        lines.append(f"| {name} | {stats['rows']} | {stats.get('label_time_min')} | "
+                     f"{stats.get('label_time_max')} |")
+    return "\n".join(lines)
+
+
 def _fmt(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
 def _metrics(
-    metrics: dict[str, Any], champion: dict[str, Any] | None, champion_version: int | None
+    metrics: dict[str, Any], champion: dict[str, Any] | None, champion_version: int | None,
+    task: str = "binary",
 ) -> str:
-    names = (*_METRICS[:1], *_EXTRA_METRICS, *_METRICS[1:])
-    names = tuple(n for n in names if n in _METRICS or n in metrics) if metrics else _METRICS
     rows, positives = metrics.get("rows", 0), metrics.get("positives", 0)
-    header = (
-        f"## Metrics on the test split\n\n{rows} rows, {positives} fraud "
-        f"({_rate(positives, rows)}), threshold {metrics.get('threshold', 0.5)}.\n"
-    )
+    if task == "binary":
+        names = (*_METRICS[:1], *_EXTRA_METRICS, *_METRICS[1:], "log_loss", "brier", "ece")
+        names = tuple(n for n in names if n in _METRICS or n in metrics) if metrics else _METRICS
+        header = (
+            f"## Metrics on the test split\n\n{rows} rows, {positives} fraud "
+            f"({_rate(positives, rows)}), threshold {metrics.get('threshold', 0.5)}.\n"
+        )
+    else:
+        names = tuple(TASK_METRICS.get(task, ())) + tuple(
+            n for n in ("mse",) if n in metrics)
+        header = f"## Metrics on the test split ({task})\n\n{rows} rows.\n"
     if champion is None:
         table = ["| metric | candidate |", "| --- | ---: |"]
         table += [f"| {name} | {_fmt(metrics.get(name))} |" for name in names]
@@ -360,7 +420,11 @@ def _metrics(
     return header + "\n" + "\n".join(table) + note
 
 
-def _confusion(metrics: dict[str, Any]) -> str:
+def _confusion(metrics: dict[str, Any], task: str = "binary") -> str:
+    if task == "regression":
+        return ""
+    if task != "binary":
+        return _class_confusion(metrics)
     cm = metrics.get("confusion_matrix", {})
     return (
         "## Confusion matrix (test)\n\n"
@@ -368,6 +432,21 @@ def _confusion(metrics: dict[str, Any]) -> str:
         f"| actual legit | {cm.get('tn', 'n/a')} | {cm.get('fp', 'n/a')} |\n"
         f"| actual fraud | {cm.get('fn', 'n/a')} | {cm.get('tp', 'n/a')} |"
     )
+
+
+def _class_confusion(metrics: dict[str, Any]) -> str:
+    cm, classes = metrics.get("confusion_matrix"), metrics.get("classes")
+    if not isinstance(cm, list) or not classes:
+        return ""
+    per_class = metrics.get("per_class", {})
+    head = "| actual \\ predicted | " + " | ".join(f"`{c}`" for c in classes) + " | f1 |"
+    lines = ["## Confusion matrix (test)\n", head,
+             "| --- | " + " | ".join("---:" for _ in classes) + " | ---: |"]
+    for value, row in zip(classes, cm, strict=True):
+        f1 = per_class.get(str(value))
+        lines.append(f"| `{value}` | " + " | ".join(str(n) for n in row)
+                     + f" | {_fmt(f1) if f1 is not None else 'n/a'} |")
+    return "\n".join(lines)
 
 
 def _gates(gates: _Gates) -> str:
@@ -383,3 +462,62 @@ def _features(features: Sequence[str], params: dict[str, Any]) -> str:
         f"- {key}: {value}" for key, value in sorted(params.items()) if key != "feature_columns"
     )
     return f"## Features (model input order)\n\n{names}\n\n## Parameters\n\n{shown or '- n/a'}"
+
+
+def write_task_card(
+    path: Path,
+    *,
+    model: Any,
+    version: int,
+    created_at: datetime,
+    params: dict[str, Any],
+    metrics: dict[str, Any],
+    gates: _Gates,
+    y_true: ArrayLike,
+    scores: ArrayLike,
+    champion_version: int | None = None,
+    champion_metrics: dict[str, Any] | None = None,
+    champion_scores: ArrayLike | None = None,
+    lineage: Any = None,
+    reason: str | None = None,
+    dataset: dict[str, Any] | None = None,
+    signature: Any = None,
+    importance: FeatureImportance | None = None,
+    slices: SliceReport | None = None,
+    dependencies: Mapping[str, str] | None = None,
+) -> Path:
+    """Write the model card of a declared model (`fti.features.project.Model`: its name,
+    task, features, label, threshold and description) to ``path``, with the task's plots
+    (`build_card_assets`, from ``y_true`` and ``scores`` of the test split) next to it.
+
+    ``params`` are the run's parameters (``history``, ``classes``, ``device_info``,
+    ``fit_seconds``, ``trainer``, ...).
+    """
+    path = Path(path)
+    task = model.task
+    classes = params.get("classes") or metrics.get("classes")
+    plots = build_card_assets(
+        path.parent, params.get("history"), y_true, scores, champion_scores, slices,
+        importance, model.threshold, task=task, classes=classes,
+    )
+    history = params.get("history") or {}
+    rounds = max((len(v) for v in history.values()), default=0)
+    shown = {k: v for k, v in params.items() if k != "history"}
+    if history:
+        shown["history"] = f"{rounds} rounds/epochs, last " + str(
+            {name: round(values[-1], 5) for name, values in history.items() if values})
+    label = model.label_column()
+    intended = model.description or (
+        f"Predicts `{label}` ({task}) for events of view `{model.view.name}` from the "
+        f"features listed below; it is served by the inference flow of the project."
+    )
+    info = ModelCardInfo(
+        model=model.name, version=version, created_at=created_at, metrics=metrics, gates=gates,
+        params=shown, dataset=dataset or {}, champion_metrics_on_same_test=champion_metrics,
+        champion_version=champion_version, reason=reason, features=model.feature_columns(),
+        plots=plots, slices=slices, importance=importance, signature=signature,
+        device=params.get("device_info"), duration_s=params.get("fit_seconds"),
+        dependencies=installed_versions() if dependencies is None else dependencies,
+        lineage=lineage, task=task, intended_use=intended, limitations=TASK_LIMITATIONS,
+    )
+    return write_model_card(path, info)

@@ -1,4 +1,5 @@
-"""PNG plots for model cards: loss curve, ROC and PR curves, confusion matrix, slices, importance.
+"""PNG plots for model cards: loss curve, ROC and PR curves, confusion matrices (binary and
+multiclass), residuals (regression), slices, importance.
 
 Figures are drawn with matplotlib's object API on the Agg canvas (no pyplot, no display, no
 global state), at fixed sizes, so the same inputs give the same image. Every function writes one
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -161,6 +163,59 @@ def plot_confusion_matrix(confusion: Mapping[str, int], path: Path, threshold: f
     axes.set_xticks([0, 1], labels=["predicted legit", "predicted fraud"])
     axes.set_yticks([0, 1], labels=["actual legit", "actual fraud"])
     axes.set_title(f"Confusion matrix (test, threshold {threshold:g})")
+    return _save(figure, path)
+
+
+def plot_class_confusion(
+    matrix: Sequence[Sequence[int]], classes: Sequence[Any], path: Path
+) -> Path:
+    """Heatmap of a multiclass confusion matrix (rows: actual, columns: predicted, in
+    ``classes`` order) with counts and the share of each actual class."""
+    cells = np.asarray(matrix, dtype=np.int64)
+    k = len(classes)
+    if cells.shape != (k, k):
+        raise EvaluationError(f"confusion matrix of shape {cells.shape} for {k} classes")
+    side = min(4.4 + 0.45 * k, 12.0)
+    figure = _figure((side + 0.8, side))
+    axes = figure.add_subplot()
+    image = axes.imshow(cells, cmap="Blues", vmin=0)
+    figure.colorbar(image, ax=axes, shrink=0.8, label="rows")
+    totals = cells.sum(axis=1, keepdims=True)
+    shares = np.divide(cells, totals, out=np.zeros(cells.shape), where=totals > 0)
+    if k <= 12:  # beyond that the numbers would not fit in their cells
+        for (row, col), count in np.ndenumerate(cells):
+            axes.text(col, row, f"{count}\n{shares[row, col]:.0%}", ha="center", va="center",
+                      color="white" if count > cells.max() / 2 else "black", fontsize=8)
+    labels = [str(c) for c in classes]
+    axes.set_xticks(range(k), labels=labels, rotation=45, ha="right", fontsize=8)
+    axes.set_yticks(range(k), labels=labels, fontsize=8)
+    axes.set(xlabel="predicted class", ylabel="actual class",
+             title="Confusion matrix (test, most probable class)")
+    return _save(figure, path)
+
+
+def plot_residuals(
+    y_true: ArrayLike, predictions: ArrayLike, path: Path,
+    champion_predictions: ArrayLike | None = None,
+) -> Path:
+    """Residuals (prediction - actual) against the prediction, for the candidate (and the
+    champion on the same rows), with the zero line and the MAE in the legend."""
+    y = np.asarray(y_true, dtype=np.float64).reshape(-1)
+    if len(y) == 0:
+        raise EvaluationError("no rows to plot residuals of")
+    figure = _figure()
+    axes = figure.add_subplot()
+    for label, values, color in _models(predictions, champion_predictions):
+        p = np.asarray(values, dtype=np.float64).reshape(-1)
+        if len(p) != len(y):
+            raise EvaluationError(f"{len(p)} predictions for {len(y)} targets")
+        residuals = p - y
+        axes.scatter(p, residuals, s=6, alpha=0.5, color=color,
+                     label=f"{label} (MAE {np.mean(np.abs(residuals)):.4g})")
+    axes.axhline(0.0, color=_BASELINE, linestyle="--", label="no error")
+    axes.set(title="Residuals (test split)", xlabel="prediction", ylabel="prediction - actual")
+    axes.grid(alpha=0.3)
+    axes.legend(loc="best")
     return _save(figure, path)
 
 

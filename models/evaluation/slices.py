@@ -27,7 +27,7 @@ import pyarrow as pa
 from numpy.typing import ArrayLike
 
 from fti.models.errors import EvaluationError
-from fti.models.evaluation.metrics import evaluate
+from fti.models.evaluation.metrics import evaluate_binary
 
 #: Slice metrics `largest_gap` and the slice gate can compare.
 SLICE_METRICS: tuple[str, ...] = ("roc_auc", "recall", "false_positive_rate", "f1", "precision")
@@ -273,7 +273,7 @@ def _slice_metrics(
     rows = len(y)
     if rows == 0:
         return SliceMetrics(column, value, 0, 0, None, None, None, None, None)
-    m = evaluate(y, s, threshold)
+    m = evaluate_binary(y, s, threshold)
     cm, positives = m["confusion_matrix"], m["positives"]
     negatives = rows - positives
     predicted = cm["tp"] + cm["fp"]

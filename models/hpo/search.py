@@ -29,11 +29,13 @@ import optuna
 import xgboost as xgb
 
 from fti.errors import ConfigError
+from fti.features.definitions import FEATURE_COLUMNS, LABEL_COLUMN
 from fti.features.training_data import Split
 from fti.models.devices import select_device, xgboost_device
 from fti.models.errors import SearchError
 from fti.models.evaluation.metrics import roc_auc
 from fti.models.specs import ModelSpec
+from fti.models.trainers.base import ModelInputs
 from fti.models.trainers.xgboost_model import features_matrix, labels_vector, xgboost_params
 from fti.settings import TrainingSettings
 
@@ -48,6 +50,8 @@ TrialCallback = Callable[[dict[str, Any]], None]
 Objective = Callable[[dict[str, Any], Report], float]
 #: What every search maximizes: ROC AUC on the validation split.
 _SETTINGS_KEYS = ("n_estimators", "max_depth", "learning_rate", "seed")
+#: What the built-in fraud models (the only ones searched) read and predict.
+_FRAUD = ModelInputs(FEATURE_COLUMNS, LABEL_COLUMN, "binary")
 
 
 @dataclass(frozen=True)
@@ -138,14 +142,15 @@ def xgboost_objective(spec: ModelSpec, split: Split, device: str) -> Objective:
     """Trials of ``spec`` as the XGBoost trainer fits it (same parameters, early stopping on
     validation log-loss, trees cut at the best round); keys other than the trainer's settings
     (``min_child_weight``, ``subsample``, ...) go straight to ``XGBClassifier``."""
-    X, y = features_matrix(split.train), labels_vector(split.train)
-    X_val, y_val = features_matrix(split.validation), labels_vector(split.validation)
+    X, y = features_matrix(split.train, _FRAUD.features), labels_vector(split.train, _FRAUD.label)
+    X_val = features_matrix(split.validation, _FRAUD.features)
+    y_val = labels_vector(split.validation, _FRAUD.label)
 
     def objective(params: dict[str, Any], report: Report) -> float:
         hp = dict(spec.hyperparameters) | params
         settings = TrainingSettings(**{k: hp[k] for k in _SETTINGS_KEYS if k in hp})
         extra = {k: v for k, v in hp.items() if k not in _SETTINGS_KEYS}
-        kwargs = xgboost_params(split, settings, xgboost_device(device)) | extra
+        kwargs = xgboost_params(split, settings, xgboost_device(device), _FRAUD) | extra
         kwargs["eval_metric"] = ["auc", "logloss"]  # the last one drives early stopping
         classifier = xgb.XGBClassifier(**kwargs, callbacks=[_RoundReport(report)])
         classifier.fit(X, y, eval_set=[(X_val, y_val)], verbose=False)
@@ -160,12 +165,14 @@ def mlp_objective(spec: ModelSpec, split: Split, device: str) -> Objective:
     per-epoch ``progress`` hook reports the negated validation loss."""
     from fti.models.trainers import trainer_for  # imports torch only when an MLP is searched
 
-    X_val, y_val = features_matrix(split.validation), labels_vector(split.validation)
+    X_val = features_matrix(split.validation, _FRAUD.features)
+    y_val = labels_vector(split.validation, _FRAUD.label)
 
     def objective(params: dict[str, Any], report: Report) -> float:
-        trainer = trainer_for("mlp", dict(spec.hyperparameters) | params)
+        trainer = trainer_for("mlp", _FRAUD, dict(spec.hyperparameters) | params)
         with tempfile.TemporaryDirectory(prefix="fti-hpo-") as workdir:
-            trainer.fit(split, device, Path(workdir), lambda n, loss: report(n, -loss["val_loss"]))
+            trainer.fit(split, _FRAUD, device, Path(workdir),
+                        lambda n, loss: report(n, -loss["val_loss"]))
             scores = trainer.load(Path(workdir)).predict(X_val)
         return roc_auc(y_val, np.asarray(scores, dtype=np.float64))
 
@@ -178,7 +185,7 @@ _OBJECTIVES = {"xgboost": xgboost_objective, "mlp": mlp_objective}
 def objective_for(spec: ModelSpec, split: Split) -> Objective:
     """The trial function of ``spec`` on ``split`` (SearchError if validation has one class)."""
     space_for(spec.kind)
-    y_val = labels_vector(split.validation)
+    y_val = labels_vector(split.validation, _FRAUD.label)
     if len(np.unique(y_val)) < 2:
         raise SearchError(
             f"the validation split ({len(y_val)} rows) needs both classes to score ROC AUC; "

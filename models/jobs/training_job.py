@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from fti.connectors.errors import ConnectorError
 from fti.events import RegistryEvent
-from fti.features.definitions import FEATURE_COLUMNS
+from fti.features.definitions import FEATURE_COLUMNS, LABEL_COLUMN
 from fti.features.training_data import (
     VIEW_NAME,
     TrainingDataset,
@@ -44,7 +44,7 @@ from fti.models.hpo.records import best_params_from
 from fti.models.jobs.workdir import job_workdir
 from fti.models.registry import CHAMPION, Lineage, ModelRegistry, ModelVersion
 from fti.models.specs import SPECS, ModelSpec, apply_params, spec_for
-from fti.models.trainers import FitResult, LoadedModel, trainer_for
+from fti.models.trainers import FitResult, LoadedModel, ModelInputs, trainer_for
 from fti.models.trainers.base import artifact_dir
 from fti.settings import Settings
 
@@ -52,6 +52,8 @@ logger = logging.getLogger(__name__)
 
 #: Fewest training rows the job accepts.
 _STEPS = 7
+#: What the built-in fraud models read and predict.
+FRAUD_INPUTS = ModelInputs(FEATURE_COLUMNS, LABEL_COLUMN, "binary")
 
 Publish = Callable[[RegistryEvent], None]
 
@@ -217,9 +219,9 @@ class _Fitted:
 def _fit(
     spec: ModelSpec, dataset: TrainingDataset, device: str, workdir: Path, steps: _Steps
 ) -> _Fitted:
-    trainer = trainer_for(spec.kind, spec.hyperparameters)
+    trainer = trainer_for(spec.kind, FRAUD_INPUTS, spec.hyperparameters)
     started = time.monotonic()
-    result = trainer.fit(dataset.split, device, workdir)
+    result = trainer.fit(dataset.split, FRAUD_INPUTS, device, workdir)
     seconds = time.monotonic() - started
     ran_on = str(result.params.get("device", device))  # XGBoost runs on the CPU unless cuda
     params = result.params | {
@@ -251,7 +253,8 @@ def _evaluate(
     steps: _Steps,
 ) -> Assessment:
     registry = ModelRegistry(settings.registry_location)
-    result = assess(registry, spec, dataset.split.test, candidate, settings.inference.threshold)
+    result = assess(registry, spec, dataset.split.test, candidate, settings.inference.threshold,
+                    FRAUD_INPUTS)
     metrics = result.metrics
     steps.done(
         "candidate on test: roc_auc %.4f, pr_auc %.4f, f1 %.4f, %d rows",
@@ -308,7 +311,8 @@ def _register(
         for file in fitted.result.files:
             shutil.copyfile(file, Path(staging) / Path(file).name)
         evidence = card_evidence(Path(staging), fitted.result.history, dataset.split.test,
-                                 fitted.model, outcome, settings.inference.threshold)
+                                 fitted.model, outcome, settings.inference.threshold,
+                                 FRAUD_INPUTS)
         card = ModelCardInfo(
             model=name, version=number, created_at=datetime.now(UTC),
             params=_card_params(fitted.params), device=fitted.params["device_info"],

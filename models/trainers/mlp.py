@@ -1,9 +1,12 @@
-"""A deterministic, resumable PyTorch MLP trainer on the fraud feature matrix.
+"""A deterministic, resumable PyTorch MLP trainer for binary, multiclass and regression tasks.
 
-Features are standardized with the train split's mean and std, the loss is BCE-with-logits
-weighted by negatives/positives of the train split, the optimizer AdamW, and training stops
-early when the validation loss has not improved for ``patience`` epochs; the weights of the
-best epoch are kept.
+Features are standardized with the train split's mean and std. The loss is per task: binary
+BCE-with-logits weighted by negatives/positives of the train split; multiclass cross-entropy
+over one logit per class (``inputs.classes`` order); regression the mean squared error of the
+target standardized with the train split's mean and std (recorded in ``mlp.json``, so
+predictions come back in the target's unit). The optimizer is AdamW, and training stops early
+when the validation loss has not improved for ``patience`` epochs; the weights of the best
+epoch are kept.
 
 Runs are reproducible: python, numpy and torch are seeded, torch runs with deterministic
 algorithms, and each epoch re-seeds the shuffle and dropout from ``(seed, epoch)``. So a run
@@ -26,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
@@ -34,7 +38,14 @@ from fti.errors import ConfigError
 from fti.features.training_data import Split
 from fti.models.devices import describe_device, torch_device
 from fti.models.errors import TrainerError
-from fti.models.trainers.base import EpochCallback, FitResult, artifact_dir
+from fti.models.trainers.base import (
+    SIGNATURE_FILE,
+    EpochCallback,
+    FitResult,
+    ModelInputs,
+    artifact_dir,
+    write_signature,
+)
 from fti.models.trainers.checkpoints import (
     latest_checkpoint,
     optimizer_groups,
@@ -47,16 +58,18 @@ from fti.models.trainers.mlp_model import (
     MODEL_FILE,
     LoadedMLP,
     Standardizer,
+    TargetScale,
     build_network,
     load_mlp,
     pos_weight,
     save_mlp,
 )
-from fti.models.trainers.xgboost_model import features_matrix, labels_vector
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
+#: Tasks the MLP fits.
+TASKS: tuple[str, ...] = ("binary", "multiclass", "regression")
 
 
 @dataclass(frozen=True)
@@ -102,33 +115,67 @@ class MLPParams:
 class _Data:
     """The split as standardized tensors on the CPU, with what the loss needs."""
 
+    inputs: ModelInputs
     standardizer: Standardizer
     train: TensorDataset
     val_x: torch.Tensor
     val_y: torch.Tensor
     pos_weight: float
+    target_scale: TargetScale
     fingerprint: str
 
+    @property
+    def n_outputs(self) -> int:
+        """One logit per class (multiclass), else one output."""
+        return len(self.inputs.classes or ()) if self.inputs.task == "multiclass" else 1
 
-def _prepare(split: Split, params: MLPParams) -> _Data:
+
+def _targets(table: pa.Table, inputs: ModelInputs, scale: TargetScale) -> np.ndarray:
+    """What the loss compares with: 0/1 floats, class indices, or standardized values."""
+    y = inputs.target(table)
+    if inputs.task == "multiclass":
+        return inputs.class_index(y)
+    if inputs.task == "regression":
+        return scale.transform(y)
+    return y.astype(np.float32)
+
+
+def _prepare(split: Split, params: MLPParams, inputs: ModelInputs) -> _Data:
     if split.validation.num_rows == 0:
         raise TrainerError("the validation split is empty; early stopping needs validation rows")
-    X, y = features_matrix(split.train), labels_vector(split.train).astype(np.float32)
+    X = inputs.matrix(split.train)
+    scale = TargetScale()
+    if inputs.task == "regression":
+        scale = TargetScale.fit(inputs.target(split.train))
+    y = _targets(split.train, inputs, scale)
     standardizer = Standardizer.fit(X)
-    val_x = standardizer.transform(features_matrix(split.validation))
-    val_y = labels_vector(split.validation).astype(np.float32)
+    val_x = standardizer.transform(inputs.matrix(split.validation))
+    val_y = _targets(split.validation, inputs, scale)
     train_x = standardizer.transform(X)
-    digest = hashlib.sha256(json.dumps(params.as_dict(), sort_keys=True).encode())
+    identity = params.as_dict() | {"inputs": inputs.to_dict()}
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode())
     for array in (train_x, y, val_x, val_y):
         digest.update(np.ascontiguousarray(array).tobytes())
     return _Data(
+        inputs=inputs,
         standardizer=standardizer,
         train=TensorDataset(torch.from_numpy(train_x), torch.from_numpy(y)),
         val_x=torch.from_numpy(val_x),
         val_y=torch.from_numpy(val_y),
-        pos_weight=pos_weight(y),
+        pos_weight=pos_weight(y) if inputs.task == "binary" else 1.0,
+        target_scale=scale,
         fingerprint=digest.hexdigest(),
     )
+
+
+def _loss(data: _Data, device: torch.device) -> nn.Module:
+    """The task's training loss on ``device``."""
+    if data.inputs.task == "multiclass":
+        return nn.CrossEntropyLoss()
+    if data.inputs.task == "regression":
+        return nn.MSELoss()
+    weight = torch.tensor([data.pos_weight], dtype=torch.float32, device=device)
+    return nn.BCEWithLogitsLoss(pos_weight=weight)
 
 
 @contextmanager
@@ -202,12 +249,13 @@ class _Run:
         self.bf16 = describe_device(device)["precision"] == "bf16"
         seed_everything(params.seed, device)
         n_inputs = data.train.tensors[0].shape[1]
-        self.net = build_network(n_inputs, params.hidden_sizes, params.dropout).to(self.dev)
+        self.net = build_network(
+            n_inputs, params.hidden_sizes, params.dropout, data.n_outputs
+        ).to(self.dev)
         self.optimizer = torch.optim.AdamW(
             self.net.parameters(), lr=params.lr, weight_decay=params.weight_decay
         )
-        weight = torch.tensor([data.pos_weight], dtype=torch.float32, device=self.dev)
-        self.loss = nn.BCEWithLogitsLoss(pos_weight=weight)
+        self.loss = _loss(data, self.dev)
         self.generator = torch.Generator()
         self.loader = DataLoader(
             data.train,
@@ -225,7 +273,9 @@ class _Run:
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         with torch.autocast(self.dev.type, dtype=torch.bfloat16, enabled=self.bf16):
-            return self.net(x).squeeze(1).float()
+            out = self.net(x)
+        # Multiclass keeps one logit per class; the other tasks have a single output.
+        return (out if self.data.inputs.task == "multiclass" else out.squeeze(1)).float()
 
     def finished(self) -> bool:
         """True when all epochs ran or the validation loss stopped improving."""
@@ -316,23 +366,29 @@ def _mark_step(device: str) -> None:
 
 
 class MLPTrainer:
-    """Trains, saves and loads the fraud MLP; hyperparameters as in `MLPParams`.
+    """Trains, saves and loads an MLP of any task in `TASKS`; hyperparameters as in `MLPParams`.
 
     >>> MLPTrainer(epochs=3).params.epochs
     3
     """
 
     kind = "mlp"
-    artifact_files: tuple[str, ...] = (MODEL_FILE, CONFIG_FILE)
+    tasks: tuple[str, ...] = TASKS
+    artifact_files: tuple[str, ...] = (MODEL_FILE, CONFIG_FILE, SIGNATURE_FILE)
 
     def __init__(self, **hyperparameters: Any) -> None:
         self.params = MLPParams(**hyperparameters)
 
     def fit(
-        self, split: Split, device: str, workdir: Path, progress: EpochCallback | None = None
+        self, split: Split, inputs: ModelInputs, device: str, workdir: Path,
+        progress: EpochCallback | None = None,
     ) -> FitResult:
-        """Train (resuming from ``workdir/checkpoints`` if a checkpoint is there) and save."""
-        data = _prepare(split, self.params)
+        """Train (resuming from ``workdir/checkpoints`` if a checkpoint is there) and save
+        ``model.safetensors``, ``mlp.json`` and ``signature.json``."""
+        if inputs.task not in TASKS:
+            raise TrainerError(f"the MLP trainer fits {', '.join(TASKS)} models, "
+                               f"not {inputs.task!r}")
+        data = _prepare(split, self.params, inputs.with_classes(split))
         checkpoints = Path(workdir) / CHECKPOINT_DIR
         with deterministic_torch(device, self.params.cpu_threads):
             run = _Run(self.params, data, device)
@@ -348,21 +404,32 @@ class MLPTrainer:
                 if progress is not None:
                     progress(run.state.epoch, losses)
             network = run.final_network()
-        files = save_mlp(Path(workdir), network, data.standardizer, self._config(run))
-        return FitResult(files, run.state.history, self._params(run, resumed))
+        files = save_mlp(Path(workdir), network, data.standardizer, self._config(run),
+                         data.inputs)
+        signature = write_signature(Path(workdir), self, data.inputs, files)
+        return FitResult([*files, str(signature)], run.state.history, self._params(run, resumed))
 
     def _config(self, run: _Run) -> dict[str, Any]:
+        scale = run.data.target_scale
         return {
             "hidden_sizes": list(self.params.hidden_sizes),
             "dropout": self.params.dropout,
             "best_epoch": run.state.best_epoch,
+            "n_outputs": run.data.n_outputs,
+            "label": run.data.inputs.label,
+            "target_mean": scale.mean,
+            "target_std": scale.std,
         }
 
     def _params(self, run: _Run, resumed: int | None) -> dict[str, Any]:
         s = run.state
+        inputs = run.data.inputs
         return self.params.as_dict() | {
             "device": run.device,
-            "pos_weight": run.data.pos_weight,
+            "task": inputs.task,
+            "feature_columns": list(inputs.features),
+            "classes": None if inputs.classes is None else list(inputs.classes),
+            "pos_weight": run.data.pos_weight if inputs.task == "binary" else None,
             "epochs_run": s.epoch,
             "best_epoch": s.best_epoch,
             "best_val_loss": s.best_val_loss,
@@ -376,5 +443,6 @@ class MLPTrainer:
         return self.load(artifact_dir(source)).predict(X)
 
     def load(self, path_dir: Path) -> LoadedMLP:
-        """Load ``model.safetensors`` + ``mlp.json`` from ``path_dir`` (safetensors only)."""
+        """Load ``model.safetensors`` + ``mlp.json`` (+ ``signature.json``) from ``path_dir``
+        (safetensors only, never pickle)."""
         return load_mlp(path_dir)

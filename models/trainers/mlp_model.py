@@ -1,7 +1,9 @@
 """The MLP itself: its network, input standardization, and its safe on-disk form.
 
 A saved MLP is ``model.safetensors`` (the network's tensors) plus ``mlp.json`` (architecture,
-feature order, standardization mean/std); nothing is pickled, and loading reads safetensors only.
+task, feature order, standardization mean/std, and for regression the target's mean/std);
+nothing is pickled, and loading reads safetensors only. The network has one output (binary:
+a logit; regression: the standardized target) or one per class (multiclass: logits).
 
 >>> s = Standardizer.fit(np.array([[1.0, np.nan], [3.0, 4.0]], dtype=np.float32))
 >>> s.transform(np.array([[2.0, np.nan]], dtype=np.float32)).tolist()
@@ -23,16 +25,24 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from fti.features.definitions import FEATURE_COLUMNS
 from fti.models.errors import TrainerError
+from fti.models.trainers.base import (
+    SIGNATURE_FILE,
+    ArtifactSignature,
+    ModelInputs,
+    check_matrix,
+    read_signature,
+)
 
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "mlp.json"
 FORMAT = "fti-mlp/1"
 
 
-def build_network(n_inputs: int, hidden_sizes: Sequence[int], dropout: float) -> nn.Sequential:
-    """Linear → ReLU → Dropout per hidden layer, then one logit.
+def build_network(
+    n_inputs: int, hidden_sizes: Sequence[int], dropout: float, n_outputs: int = 1
+) -> nn.Sequential:
+    """Linear → ReLU → Dropout per hidden layer, then ``n_outputs`` outputs (logits or values).
 
     >>> build_network(12, [8], 0.0)
     Sequential(
@@ -47,7 +57,7 @@ def build_network(n_inputs: int, hidden_sizes: Sequence[int], dropout: float) ->
     for size in hidden_sizes:
         layers += [nn.Linear(width, size), nn.ReLU(), nn.Dropout(dropout)]
         width = size
-    layers.append(nn.Linear(width, 1))
+    layers.append(nn.Linear(width, n_outputs))
     return nn.Sequential(*layers)
 
 
@@ -84,28 +94,62 @@ def pos_weight(y: np.ndarray) -> float:
 
 
 @dataclass(frozen=True)
+class TargetScale:
+    """How a regression target was standardized for training: ``(y - mean) / std``."""
+
+    mean: float = 0.0
+    std: float = 1.0
+
+    @classmethod
+    def fit(cls, y: np.ndarray) -> TargetScale:
+        """Mean and std of the train targets (std 1 for a constant target).
+
+        >>> TargetScale.fit(np.array([1.0, 3.0]))
+        TargetScale(mean=2.0, std=1.0)
+        """
+        std = float(np.std(y))
+        return cls(float(np.mean(y)), std if std > 1e-12 else 1.0)
+
+    def transform(self, y: np.ndarray) -> np.ndarray:
+        """Standardized float32 targets."""
+        return ((np.asarray(y, dtype=np.float64) - self.mean) / self.std).astype(np.float32)
+
+    def inverse(self, z: np.ndarray) -> np.ndarray:
+        """Targets back in their own unit, as float32."""
+        return (np.asarray(z, dtype=np.float64) * self.std + self.mean).astype(np.float32)
+
+
+@dataclass(frozen=True)
 class LoadedMLP:
-    """A trained MLP on the CPU with its standardization; scores rows of features."""
+    """A trained MLP on the CPU with its standardization and signature; scores rows."""
 
     network: nn.Sequential
     standardizer: Standardizer
     config: dict[str, Any]
+    signature: ArtifactSignature
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        """Fraud probabilities (float32) for rows of ``X`` in `FEATURE_COLUMNS` order."""
-        n = len(self.config["feature_columns"])
-        if X.ndim != 2 or X.shape[1] != n:
-            raise TrainerError(f"expected a (rows, {n}) matrix, got shape {X.shape}")
+        """Float32 P(positive) (binary), class probabilities (multiclass) or values
+        (regression) for rows of ``X`` in signature order."""
+        X = check_matrix(X, self.signature.features)
+        task = self.signature.task
+        outputs = int(self.config.get("n_outputs", 1))
         if X.shape[0] == 0:
-            return np.empty(0, dtype=np.float32)
+            return np.empty((0, outputs) if task == "multiclass" else 0, dtype=np.float32)
         inputs = torch.from_numpy(self.standardizer.transform(X))
         with torch.no_grad():
-            logits = self.network(inputs).squeeze(1)
-        return torch.sigmoid(logits).numpy().astype(np.float32)
+            out = self.network(inputs)
+        if task == "multiclass":
+            return torch.softmax(out, dim=1).numpy().astype(np.float32)
+        if task == "regression":
+            scale = TargetScale(self.config["target_mean"], self.config["target_std"])
+            return scale.inverse(out.squeeze(1).numpy())
+        return torch.sigmoid(out.squeeze(1)).numpy().astype(np.float32)
 
 
 def save_mlp(
-    directory: Path, network: nn.Module, standardizer: Standardizer, config: dict[str, Any]
+    directory: Path, network: nn.Module, standardizer: Standardizer, config: dict[str, Any],
+    inputs: ModelInputs,
 ) -> list[str]:
     """Write ``model.safetensors`` and ``mlp.json`` into ``directory``; return their paths."""
     directory = Path(directory)
@@ -115,7 +159,9 @@ def save_mlp(
     document = {
         "format": FORMAT,
         **config,
-        "feature_columns": list(FEATURE_COLUMNS),
+        "task": inputs.task,
+        "feature_columns": list(inputs.features),
+        "classes": None if inputs.classes is None else list(inputs.classes),
         "mean": standardizer.mean.tolist(),
         "std": standardizer.std.tolist(),
     }
@@ -124,22 +170,36 @@ def save_mlp(
 
 
 def load_mlp(directory: Path) -> LoadedMLP:
-    """Load an MLP saved by `save_mlp` (safetensors only; check sha256 first, e.g. the registry)."""
+    """Load an MLP saved by `save_mlp` (safetensors only; check sha256 first, e.g. the registry).
+
+    Its ``signature.json`` must agree with ``mlp.json``; an MLP saved before signatures existed
+    is a binary model of the features its ``mlp.json`` lists.
+    """
     directory = Path(directory)
     config = json.loads((directory / CONFIG_FILE).read_text())
     if config.get("format") != FORMAT:
         raise TrainerError(
             f"{directory / CONFIG_FILE} is not an {FORMAT} file: {config.get('format')}"
         )
-    if config["feature_columns"] != list(FEATURE_COLUMNS):
-        raise TrainerError(
-            f"MLP in {directory} was trained on features {config['feature_columns']}, "
-            f"this code computes {list(FEATURE_COLUMNS)}; retrain it"
-        )
-    network = build_network(len(config["feature_columns"]), config["hidden_sizes"], 0.0)
+    features = tuple(config["feature_columns"])
+    task = config.get("task", "binary")
+    classes = config.get("classes")
+    if (directory / SIGNATURE_FILE).is_file():
+        signature = read_signature(directory)
+        if signature.kind != "mlp" or signature.features != features or signature.task != task:
+            raise TrainerError(
+                f"{directory}: {SIGNATURE_FILE} ({signature.kind}, {signature.task}, "
+                f"{list(signature.features)}) does not match {CONFIG_FILE} (mlp, {task}, "
+                f"{list(features)})"
+            )
+    else:
+        inputs = ModelInputs(features, "label", task, None if classes is None else tuple(classes))
+        signature = ArtifactSignature("mlp", inputs, (MODEL_FILE, CONFIG_FILE), {"legacy": True})
+    network = build_network(len(features), config["hidden_sizes"], 0.0,
+                            int(config.get("n_outputs", 1)))
     network.load_state_dict(load_file(str(directory / MODEL_FILE), device="cpu"), strict=True)
     network.eval()
     standardizer = Standardizer(
         np.asarray(config["mean"], dtype=np.float32), np.asarray(config["std"], dtype=np.float32)
     )
-    return LoadedMLP(network, standardizer, config)
+    return LoadedMLP(network, standardizer, config, signature)

@@ -1,12 +1,15 @@
 """The XGBoost trainer behind the `Trainer` contract, built on `fti.models.trainers.xgboost_model`.
 
-It trains exactly what `xgboost_model.train_xgboost` trains (same parameters, early
-stopping on the validation split, trees cut at the best round) and also keeps the per-round
-log-loss on the train and validation splits as the history.
+Binary and regression models train exactly what `xgboost_model.train_xgboost` trains (same
+parameters, early stopping on the validation split, trees cut at the best round); multiclass
+models (``multi:softprob``, class values as indices 0..k-1 in ``inputs.classes`` order) train
+through XGBoost's native API, which accepts a class that has no train rows. The per-round loss
+on the train and validation splits is kept as the history.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,18 +19,30 @@ import numpy as np
 import xgboost as xgb
 
 from fti.errors import ConfigError
-from fti.features.definitions import FEATURE_COLUMNS
 from fti.features.training_data import Split
 from fti.models.devices import xgboost_device
 from fti.models.errors import TrainerError
-from fti.models.trainers.base import EpochCallback, FitResult, artifact_dir
+from fti.models.trainers.base import (
+    SIGNATURE_FILE,
+    ArtifactSignature,
+    EpochCallback,
+    FitResult,
+    ModelInputs,
+    artifact_dir,
+    check_matrix,
+    read_signature,
+    write_signature,
+)
 from fti.models.trainers.xgboost_model import (
+    EARLY_STOPPING_ROUNDS,
     MODEL_FILE,
+    OBJECTIVES,
+    estimator,
     features_matrix,
-    labels_vector,
     load_model,
     predict_scores,
     save_model,
+    target_vector,
     xgboost_params,
 )
 from fti.settings import TrainingSettings
@@ -35,12 +50,16 @@ from fti.settings import TrainingSettings
 
 @dataclass(frozen=True)
 class LoadedXGBoost:
-    """A booster loaded from UBJ, scoring through `predict_scores`."""
+    """A booster loaded from UBJ with its signature; scores through `predict_scores`."""
 
     booster: xgb.Booster
+    signature: ArtifactSignature | None = None
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        """Fraud probabilities for rows of ``X`` in `FEATURE_COLUMNS` order."""
+        """P(positive) (binary), class probabilities (multiclass) or values (regression) for
+        rows of ``X`` in signature order."""
+        if self.signature is not None:
+            X = check_matrix(X, self.signature.features)
         return predict_scores(self.booster, X)
 
 
@@ -59,7 +78,8 @@ class XGBoostTrainer:
     """
 
     kind = "xgboost"
-    artifact_files: tuple[str, ...] = (MODEL_FILE,)
+    tasks: tuple[str, ...] = tuple(OBJECTIVES)
+    artifact_files: tuple[str, ...] = (MODEL_FILE, SIGNATURE_FILE)
 
     def __init__(
         self,
@@ -81,9 +101,11 @@ class XGBoostTrainer:
         self.booster = dict(booster)
 
     def fit(
-        self, split: Split, device: str, workdir: Path, progress: EpochCallback | None = None
+        self, split: Split, inputs: ModelInputs, device: str, workdir: Path,
+        progress: EpochCallback | None = None,
     ) -> FitResult:
-        """Train with early stopping on the validation split; save ``model.ubj`` in workdir.
+        """Train with early stopping on the validation split; save ``model.ubj`` and
+        ``signature.json`` in workdir.
 
         ``progress`` is called once per boosting round after training (XGBoost runs in C++).
         """
@@ -91,32 +113,93 @@ class XGBoostTrainer:
             raise TrainerError(
                 "the validation split is empty; early stopping needs validation rows"
             )
-        params = xgboost_params(split, self.settings, xgboost_device(device)) | self.booster
-        train = (features_matrix(split.train), labels_vector(split.train))
-        validation = (features_matrix(split.validation), labels_vector(split.validation))
-        classifier = xgb.XGBClassifier(**params)
-        # The last eval set drives early stopping, as in train_xgboost; the first adds history.
-        classifier.fit(*train, eval_set=[train, validation], verbose=False)
-        booster = classifier.get_booster()[: classifier.best_iteration + 1]
-        booster.feature_names = list(FEATURE_COLUMNS)
-        path = save_model(booster, Path(workdir) / MODEL_FILE)
-        history = _history(classifier.evals_result())
+        inputs = inputs.with_classes(split)
+        params = xgboost_params(split, self.settings, xgboost_device(device), inputs)
+        params |= self.booster
+        train = (features_matrix(split.train, inputs.features), target_vector(split.train, inputs))
+        validation = (features_matrix(split.validation, inputs.features),
+                      target_vector(split.validation, inputs))
+        if inputs.task == "multiclass":
+            booster, evals = _fit_multiclass(params, len(inputs.classes or ()), train, validation)
+        else:
+            model = estimator(inputs, **params)
+            # The last eval set drives early stopping, as in train_xgboost; the first adds history.
+            model.fit(*train, eval_set=[train, validation], verbose=False)
+            booster = model.get_booster()[: model.best_iteration + 1]
+            evals = model.evals_result()
+        booster.feature_names = list(inputs.features)
+        workdir = Path(workdir)
+        workdir.mkdir(parents=True, exist_ok=True)
+        path = save_model(booster, workdir / MODEL_FILE)
+        signature = write_signature(workdir, self, inputs, [path], objective=params["objective"])
+        history = _history(evals, params["eval_metric"])
         _replay(history, progress)
-        params |= {"trees": booster.num_boosted_rounds(), "feature_columns": list(FEATURE_COLUMNS)}
-        return FitResult([str(path)], history, params)
+        params |= {"trees": booster.num_boosted_rounds(), "feature_columns": list(inputs.features),
+                   "task": inputs.task,
+                   "classes": None if inputs.classes is None else list(inputs.classes)}
+        return FitResult([str(path), str(signature)], history, params)
 
     def predict(self, source: Path | Sequence[str | Path], X: np.ndarray) -> np.ndarray:
         """Load the booster in ``source`` (directory or its files) and score ``X``."""
         return self.load(artifact_dir(source)).predict(X)
 
     def load(self, path_dir: Path) -> LoadedXGBoost:
-        """Load ``model.ubj`` from ``path_dir``."""
-        return LoadedXGBoost(load_model(Path(path_dir) / MODEL_FILE))
+        """Load ``model.ubj`` and ``signature.json`` from ``path_dir``; a model saved before
+        signatures existed gets one from the booster (its feature names and objective)."""
+        booster = load_model(Path(path_dir) / MODEL_FILE)
+        if (Path(path_dir) / SIGNATURE_FILE).is_file():
+            signature = read_signature(path_dir)
+            if signature.kind != self.kind:
+                raise TrainerError(f"{path_dir} holds a {signature.kind!r} model, not xgboost")
+            if booster.num_features() != len(signature.features):
+                raise TrainerError(
+                    f"{path_dir}: the booster reads {booster.num_features()} features, its "
+                    f"signature lists {len(signature.features)}"
+                )
+        else:
+            signature = legacy_signature(booster)
+        return LoadedXGBoost(booster, signature)
 
 
-def _history(evals: dict[str, Any]) -> dict[str, list[float]]:
-    names = {"validation_0": "train_logloss", "validation_1": "val_logloss"}
-    return {names[k]: [float(v) for v in evals[k]["logloss"]] for k in names if k in evals}
+def legacy_signature(booster: xgb.Booster) -> ArtifactSignature:
+    """The signature of a booster saved without one: its feature names (``f0``, ... when it
+    has none) and the task of its objective; the label is unknown."""
+    names = booster.feature_names or [f"f{i}" for i in range(booster.num_features())]
+    learner = json.loads(booster.save_config())["learner"]
+    objective = learner["objective"]["name"]
+    task = {"multi:softprob": "multiclass", "binary:logistic": "binary"}.get(
+        objective, "regression" if objective.startswith("reg:") else "binary")
+    classes = None
+    if task == "multiclass":
+        classes = tuple(range(int(learner["learner_model_param"]["num_class"])))
+    inputs = ModelInputs(tuple(names), "label", task, classes)
+    return ArtifactSignature("xgboost", inputs, (MODEL_FILE,), {"legacy": True})
+
+
+def _fit_multiclass(
+    params: dict[str, Any], classes: int, train: tuple[np.ndarray, np.ndarray],
+    validation: tuple[np.ndarray, np.ndarray],
+) -> tuple[xgb.Booster, dict[str, Any]]:
+    """``multi:softprob`` through ``xgb.train`` with ``num_class`` set, the same early stopping
+    and eval-set names as the sklearn wrapper."""
+    native = {k: v for k, v in params.items()
+              if k not in ("n_estimators", "early_stopping_rounds", "n_jobs", "random_state")}
+    native |= {"num_class": classes, "nthread": params["n_jobs"], "seed": params["random_state"]}
+    dtrain = xgb.QuantileDMatrix(*train, nthread=params["n_jobs"])
+    dval = xgb.QuantileDMatrix(*validation, ref=dtrain, nthread=params["n_jobs"])
+    evals: dict[str, Any] = {}
+    booster = xgb.train(
+        native, dtrain, num_boost_round=params["n_estimators"],
+        evals=[(dtrain, "validation_0"), (dval, "validation_1")],
+        early_stopping_rounds=params.get("early_stopping_rounds", EARLY_STOPPING_ROUNDS),
+        evals_result=evals, verbose_eval=False,
+    )
+    return booster[: booster.best_iteration + 1], evals
+
+
+def _history(evals: dict[str, Any], metric: str) -> dict[str, list[float]]:
+    names = {"validation_0": f"train_{metric}", "validation_1": f"val_{metric}"}
+    return {names[k]: [float(v) for v in evals[k][metric]] for k in names if k in evals}
 
 
 def _replay(history: dict[str, list[float]], progress: EpochCallback | None) -> None:

@@ -45,7 +45,8 @@ def test_specs_follow_the_settings() -> None:
     }
     assert (xgb.min_auc, xgb.max_auc_regression, xgb.device) == (0.6, 0.05, "cpu")
     assert spec_for("fraud-mlp", settings).hyperparameters["seed"] == 3
-    assert trainer_for("mlp", spec_for("fraud-mlp", settings).hyperparameters).kind == "mlp"
+    hyperparameters = spec_for("fraud-mlp", settings).hyperparameters
+    assert trainer_for("mlp", params=hyperparameters).kind == "mlp"
 
 
 def test_unknown_names_and_kinds_are_refused_with_the_known_ones() -> None:

@@ -10,7 +10,7 @@ from sklearn import metrics as skm
 from fti.errors import FtiError
 from fti.models.evaluation.metrics import (
     average_precision,
-    evaluate,
+    evaluate_binary,
     evaluate_regression,
     pr_curve,
     roc_curve,
@@ -28,20 +28,21 @@ def test_auc_matches_pairwise_with_ties(seed: int) -> None:
     rng = np.random.default_rng(seed)
     y = rng.integers(0, 2, 300)
     scores = np.round(rng.random(300) * 0.5 + 0.3 * y, 1)  # coarse values: many ties
-    assert evaluate(y, scores)["roc_auc"] == pytest.approx(_pairwise_auc(y, scores), abs=1e-12)
+    expected = _pairwise_auc(y, scores)
+    assert evaluate_binary(y, scores)["roc_auc"] == pytest.approx(expected, abs=1e-12)
 
 
 def test_auc_extremes() -> None:
     y = np.array([0, 0, 1, 1])
-    assert evaluate(y, [0.1, 0.2, 0.8, 0.9])["roc_auc"] == 1.0
-    assert evaluate(y, [0.9, 0.8, 0.2, 0.1])["roc_auc"] == 0.0
-    assert evaluate(y, [0.5, 0.5, 0.5, 0.5])["roc_auc"] == 0.5
+    assert evaluate_binary(y, [0.1, 0.2, 0.8, 0.9])["roc_auc"] == 1.0
+    assert evaluate_binary(y, [0.9, 0.8, 0.2, 0.1])["roc_auc"] == 0.0
+    assert evaluate_binary(y, [0.5, 0.5, 0.5, 0.5])["roc_auc"] == 0.5
 
 
 def test_confusion_matrix_and_threshold_metrics() -> None:
     y = [1, 1, 1, 0, 0, 0, 0, 1]
     s = [0.9, 0.6, 0.2, 0.7, 0.1, 0.4, 0.5, 0.5]
-    m = evaluate(y, s, threshold=0.5)
+    m = evaluate_binary(y, s, threshold=0.5)
     assert m["confusion_matrix"] == {"tn": 2, "fp": 2, "fn": 1, "tp": 3}
     assert (m["rows"], m["positives"], m["single_class"]) == (8, 4, False)
     assert m["precision"] == pytest.approx(3 / 5)
@@ -51,7 +52,7 @@ def test_confusion_matrix_and_threshold_metrics() -> None:
 
 
 def test_single_class_is_flagged() -> None:
-    m = evaluate([0, 0, 0], [0.1, 0.7, 0.2])
+    m = evaluate_binary([0, 0, 0], [0.1, 0.7, 0.2])
     assert (m["roc_auc"], m["single_class"], m["precision"], m["recall"], m["f1"]) == (
         0.5,
         True,
@@ -72,7 +73,7 @@ def test_single_class_is_flagged() -> None:
 )
 def test_bad_inputs(y: list, s: list, match: str) -> None:
     with pytest.raises(FtiError, match=match):
-        evaluate(y, s)
+        evaluate_binary(y, s)
 
 
 # -- vs scikit-learn: PR AUC, curves, regression ---------------------------------------------
@@ -91,7 +92,7 @@ def test_pr_auc_matches_sklearn_with_ties(seed: int, rate: float) -> None:
     y, scores = _tied_data(seed, rate=rate)
     expected = skm.average_precision_score(y, scores)
     assert average_precision(y, scores) == pytest.approx(expected, abs=1e-12)
-    assert evaluate(y, scores)["pr_auc"] == pytest.approx(expected, abs=1e-12)
+    assert evaluate_binary(y, scores)["pr_auc"] == pytest.approx(expected, abs=1e-12)
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -99,15 +100,15 @@ def test_pr_auc_matches_sklearn_without_ties(seed: int) -> None:
     rng = np.random.default_rng(100 + seed)
     y = rng.integers(0, 2, 1000)
     scores = rng.random(1000) + 0.4 * y
-    assert evaluate(y, scores)["pr_auc"] == pytest.approx(
+    assert evaluate_binary(y, scores)["pr_auc"] == pytest.approx(
         skm.average_precision_score(y, scores), abs=1e-12
     )
 
 
 def test_pr_auc_single_class_conventions() -> None:
-    assert evaluate([0, 0, 0], [0.1, 0.5, 0.9])["pr_auc"] == 0.0
-    assert evaluate([1, 1], [0.1, 0.9])["pr_auc"] == 1.0
-    assert evaluate([0, 1, 0, 1], [0.1, 0.9, 0.2, 0.8])["pr_auc"] == 1.0
+    assert evaluate_binary([0, 0, 0], [0.1, 0.5, 0.9])["pr_auc"] == 0.0
+    assert evaluate_binary([1, 1], [0.1, 0.9])["pr_auc"] == 1.0
+    assert evaluate_binary([0, 1, 0, 1], [0.1, 0.9, 0.2, 0.8])["pr_auc"] == 1.0
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -128,7 +129,8 @@ def test_roc_curve_is_monotone_and_its_area_is_the_auc(seed: int) -> None:
     assert (curve.fpr[-1], curve.tpr[-1]) == (1.0, 1.0)
     assert np.all(np.diff(curve.fpr) >= 0) and np.all(np.diff(curve.tpr) >= 0)
     assert np.all(np.diff(curve.thresholds) < 0)
-    assert np.trapezoid(curve.tpr, curve.fpr) == pytest.approx(evaluate(y, scores)["roc_auc"])
+    auc = evaluate_binary(y, scores)["roc_auc"]
+    assert np.trapezoid(curve.tpr, curve.fpr) == pytest.approx(auc)
 
 
 @pytest.mark.parametrize("seed", range(4))

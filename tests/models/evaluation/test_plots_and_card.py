@@ -15,7 +15,7 @@ from fti.errors import FtiError
 from fti.models.evaluation import plots
 from fti.models.evaluation.gates import GateResult
 from fti.models.evaluation.importance import FeatureImportance
-from fti.models.evaluation.metrics import evaluate
+from fti.models.evaluation.metrics import evaluate_binary
 from fti.models.evaluation.model_card import (
     PLOTS,
     ModelCardInfo,
@@ -58,7 +58,7 @@ def test_every_plot_is_a_png_of_fixed_size(tmp_path: Path, scored: dict) -> None
         plots.plot_loss_curve(scored["history"], tmp_path / "loss.png"),
         plots.plot_roc_curve(y, s, tmp_path / "roc.png", scored["champion"]),
         plots.plot_pr_curve(y, s, tmp_path / "pr.png"),
-        plots.plot_confusion_matrix(evaluate(y, s)["confusion_matrix"], tmp_path / "cm.png"),
+        plots.plot_confusion_matrix(evaluate_binary(y, s)["confusion_matrix"], tmp_path / "cm.png"),
         plots.plot_slice_metric(scored["slices"], tmp_path / "slices.png", "f1"),
         plots.plot_importance(scored["importance"], tmp_path / "importance.png"),
     ]
@@ -100,7 +100,7 @@ def test_build_card_assets_skips_plots_without_data(tmp_path: Path) -> None:
 
 
 def _old_style() -> ModelCardInfo:
-    metrics = evaluate([0, 0, 1, 1, 0, 1], [0.1, 0.6, 0.7, 0.9, 0.2, 0.3])
+    metrics = evaluate_binary([0, 0, 1, 1, 0, 1], [0.1, 0.6, 0.7, 0.9, 0.2, 0.3])
     return ModelCardInfo(
         model="fraud-xgb", version=3, created_at=datetime(2026, 1, 2, tzinfo=UTC),
         metrics=metrics, gates=GateResult(passed=True), params={"max_depth": 4},
@@ -114,7 +114,7 @@ def test_old_style_card_still_renders() -> None:
     for heading in ("## Intended use", "## Training data", "## Metrics on the test split",
                     "## Confusion matrix (test)", "## Promotion gates", "## Limitations"):
         assert heading in card
-    assert "| pr_auc |" in card  # evaluate() reports it now
+    assert "| pr_auc |" in card  # evaluate_binary() reports it now
     assert "![" not in card and "## Bias slices" not in card and "## Explainability" not in card
     assert "(no bias slices)" in card
 
@@ -139,8 +139,8 @@ def test_full_card_has_sections_and_image_links(tmp_path: Path, scored: dict) ->
     )
     info = replace(
         _old_style(),
-        metrics=evaluate(scored["y"], scored["scores"]),
-        champion_metrics_on_same_test=evaluate(scored["y"], scored["champion"]),
+        metrics=evaluate_binary(scored["y"], scored["scores"]),
+        champion_metrics_on_same_test=evaluate_binary(scored["y"], scored["champion"]),
         champion_version=2,
         plots=made | {"calibration": "calibration.png"},
         slices=scored["slices"],

@@ -21,8 +21,8 @@ from fti.features.definitions import (
 )
 from fti.features.training_data import build_dataset, load_dataset_record, rows_sha256
 from fti.models.devices import select_device
-from fti.models.evaluation.metrics import evaluate
-from fti.models.jobs.training_job import run_training_job
+from fti.models.evaluation.metrics import evaluate_binary
+from fti.models.jobs.training_job import FRAUD_INPUTS, run_training_job
 from fti.models.registry import ModelRegistry, sha256_file
 from fti.models.trainers.xgboost_model import (
     features_matrix,
@@ -124,7 +124,7 @@ def test_first_run_promotes_and_publishes(store: Settings) -> None:
     version = registry.get("fraud-xgb", 1)
     assert version.promoted and version.gates.passed and version.reason == "manual"
     plots = {"roc.png", "pr.png", "confusion.png", "loss.png", "slices.png", "importance.png"}
-    assert set(version.files) == {"model.ubj", "model_card.md"} | plots
+    assert set(version.files) == {"model.ubj", "signature.json", "model_card.md"} | plots
     card = (store.registry_dir / "fraud-xgb" / "1" / "model_card.md").read_text()
     assert "![ROC](roc.png)" in card and "pr_auc" in card.lower()
     for name, digest in version.files.items():
@@ -175,14 +175,15 @@ def test_dataset_and_model_are_reproducible(store: Settings) -> None:
     booster = load_model(registry.artifact_path("fraud-xgb", result.version, "model.ubj"))
     test = rebuilt.split.test
     assert rows_sha256(test) == record.splits["test"].rows_sha256
-    metrics = evaluate(labels_vector(test), predict_scores(booster, features_matrix(test)))
+    X = features_matrix(test, FEATURE_COLUMNS)
+    metrics = evaluate_binary(labels_vector(test, FRAUD_INPUTS.label), predict_scores(booster, X))
     assert metrics == registry.get("fraud-xgb", result.version).metrics
 
 
 def test_saved_model_predicts_like_the_trained_one(store: Settings, tmp_path: Path) -> None:
     split = build_dataset(store.offline_dir, store.training).split
-    booster = train_xgboost(split, store.training, "cpu")
-    X = features_matrix(split.test)
+    booster = train_xgboost(split, store.training, "cpu", FRAUD_INPUTS)
+    X = features_matrix(split.test, FEATURE_COLUMNS)
     before = predict_scores(booster, X)
     loaded = load_model(save_model(booster, tmp_path / "model.ubj"))
     np.testing.assert_array_equal(predict_scores(loaded, X), before)

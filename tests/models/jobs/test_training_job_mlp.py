@@ -14,11 +14,10 @@ from safetensors.torch import load_file
 
 from fti.events import RegistryEvent
 from fti.features.training_data import build_dataset
-from fti.models.evaluation.metrics import evaluate
-from fti.models.jobs.training_job import run_training_job
+from fti.models.evaluation.metrics import evaluate_binary
+from fti.models.jobs.training_job import FRAUD_INPUTS, run_training_job
 from fti.models.registry import ModelRegistry
 from fti.models.trainers import load_version
-from fti.models.trainers.xgboost_model import features_matrix, labels_vector
 from fti.settings import Settings
 from tests.models.jobs.test_training_job import ROWS, _append, _batch, _settings
 
@@ -87,8 +86,8 @@ def test_mlp_job_registers_a_gated_version(store: Settings) -> None:
 
     test = build_dataset(store.offline_dir, store.training).split.test
     model = load_version(registry, "fraud-mlp", 1)  # sha256-checked, safetensors
-    scores = model.predict(features_matrix(test))
-    assert evaluate(labels_vector(test), scores) == version.metrics
+    scores = model.predict(FRAUD_INPUTS.matrix(test))
+    assert evaluate_binary(FRAUD_INPUTS.target(test), scores) == version.metrics
 
 
 def _run_and_kill_after_epoch_2(settings: Settings, log: Path) -> None:

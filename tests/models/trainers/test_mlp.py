@@ -18,14 +18,14 @@ from safetensors.torch import load_file
 from fti.errors import ConfigError
 from fti.features.definitions import FEATURE_COLUMNS, LABEL_COLUMN
 from fti.features.training_data import Split
-from fti.models.trainers import EpochCallback, trainer_for
+from fti.models.trainers import EpochCallback, ModelInputs, trainer_for
 from fti.models.trainers.checkpoints import checkpoint_epochs
 from fti.models.trainers.mlp import MLPParams, MLPTrainer
 from fti.models.trainers.mlp_model import Standardizer, build_network, pos_weight
-from fti.models.trainers.xgboost_model import features_matrix
 
 #: Small and quick; patience above epochs so every run trains all epochs.
 FAST = {"hidden_sizes": [16, 8], "epochs": 5, "batch_size": 64, "patience": 10}
+INPUTS = ModelInputs(FEATURE_COLUMNS, LABEL_COLUMN, "binary")
 
 
 def _part(rng: np.random.Generator, n: int, positives: int | None = None) -> pa.Table:
@@ -61,9 +61,9 @@ def _assert_bitwise_equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]
 
 def test_same_seed_gives_bitwise_equal_weights_and_another_seed_does_not(tmp_path: Path) -> None:
     split = _split()
-    first = MLPTrainer(**FAST).fit(split, "cpu", tmp_path / "a")
-    second = MLPTrainer(**FAST).fit(split, "cpu", tmp_path / "b")
-    other = MLPTrainer(**FAST, seed=7).fit(split, "cpu", tmp_path / "c")
+    first = MLPTrainer(**FAST).fit(split, INPUTS, "cpu", tmp_path / "a")
+    second = MLPTrainer(**FAST).fit(split, INPUTS, "cpu", tmp_path / "b")
+    other = MLPTrainer(**FAST, seed=7).fit(split, INPUTS, "cpu", tmp_path / "c")
 
     _assert_bitwise_equal(_weights(tmp_path / "a"), _weights(tmp_path / "b"))
     assert first.history == second.history and len(first.history["val_loss"]) == 5
@@ -87,13 +87,13 @@ def _kill_after(epoch: int) -> EpochCallback:
 
 def test_resume_after_interruption_ends_with_the_same_weights(tmp_path: Path) -> None:
     split = _split()
-    whole = MLPTrainer(**FAST).fit(split, "cpu", tmp_path / "whole")
+    whole = MLPTrainer(**FAST).fit(split, INPUTS, "cpu", tmp_path / "whole")
     with pytest.raises(_Killed):
-        MLPTrainer(**FAST).fit(split, "cpu", tmp_path / "cut", progress=_kill_after(2))
+        MLPTrainer(**FAST).fit(split, INPUTS, "cpu", tmp_path / "cut", progress=_kill_after(2))
     assert checkpoint_epochs(tmp_path / "cut" / "checkpoints") == [1, 2]
     assert not (tmp_path / "cut" / "model.safetensors").exists()
 
-    resumed = MLPTrainer(**FAST).fit(split, "cpu", tmp_path / "cut")
+    resumed = MLPTrainer(**FAST).fit(split, INPUTS, "cpu", tmp_path / "cut")
 
     assert resumed.params["resumed_from_epoch"] == 2 and whole.params["resumed_from_epoch"] is None
     _assert_bitwise_equal(_weights(tmp_path / "whole"), _weights(tmp_path / "cut"))
@@ -103,13 +103,13 @@ def test_resume_after_interruption_ends_with_the_same_weights(tmp_path: Path) ->
 
 def test_a_corrupt_newest_checkpoint_falls_back_to_the_one_before(tmp_path: Path) -> None:
     split = _split()
-    MLPTrainer(**FAST).fit(split, "cpu", tmp_path / "whole")
+    MLPTrainer(**FAST).fit(split, INPUTS, "cpu", tmp_path / "whole")
     with pytest.raises(_Killed):
-        MLPTrainer(**FAST).fit(split, "cpu", tmp_path / "cut", progress=_kill_after(3))
+        MLPTrainer(**FAST).fit(split, INPUTS, "cpu", tmp_path / "cut", progress=_kill_after(3))
     newest = tmp_path / "cut" / "checkpoints" / "epoch-3.safetensors"
     newest.write_bytes(newest.read_bytes()[:100])  # torn write
 
-    resumed = MLPTrainer(**FAST).fit(split, "cpu", tmp_path / "cut")
+    resumed = MLPTrainer(**FAST).fit(split, INPUTS, "cpu", tmp_path / "cut")
 
     assert resumed.params["resumed_from_epoch"] == 2
     _assert_bitwise_equal(_weights(tmp_path / "whole"), _weights(tmp_path / "cut"))
@@ -118,8 +118,8 @@ def test_a_corrupt_newest_checkpoint_falls_back_to_the_one_before(tmp_path: Path
 def test_checkpoints_of_other_hyperparameters_are_not_resumed(tmp_path: Path) -> None:
     split = _split()
     with pytest.raises(_Killed):
-        MLPTrainer(**FAST).fit(split, "cpu", tmp_path, progress=_kill_after(2))
-    result = MLPTrainer(**FAST | {"lr": 0.02}).fit(split, "cpu", tmp_path)
+        MLPTrainer(**FAST).fit(split, INPUTS, "cpu", tmp_path, progress=_kill_after(2))
+    result = MLPTrainer(**FAST | {"lr": 0.02}).fit(split, INPUTS, "cpu", tmp_path)
     assert result.params["resumed_from_epoch"] is None and result.params["epochs_run"] == 5
 
 
@@ -128,8 +128,9 @@ def test_saved_model_reloads_from_safetensors_only(
 ) -> None:
     split = _split()
     trainer = MLPTrainer(**FAST)
-    result = trainer.fit(split, "cpu", tmp_path)
-    assert sorted(Path(f).name for f in result.files) == ["mlp.json", "model.safetensors"]
+    result = trainer.fit(split, INPUTS, "cpu", tmp_path)
+    names = sorted(Path(f).name for f in result.files)
+    assert names == ["mlp.json", "model.safetensors", "signature.json"]
     assert {p.suffix for p in (tmp_path / "checkpoints").iterdir()} == {".json", ".safetensors"}
 
     def refuse(*args: object, **kwargs: object) -> None:
@@ -138,7 +139,7 @@ def test_saved_model_reloads_from_safetensors_only(
     monkeypatch.setattr(torch, "load", refuse)
     monkeypatch.setattr(pickle, "load", refuse)
     monkeypatch.setattr(pickle, "loads", refuse)
-    X = features_matrix(split.test)
+    X = INPUTS.matrix(split.test)
     scores = trainer.load(tmp_path).predict(X)
 
     config = json.loads((tmp_path / "mlp.json").read_text())
@@ -158,7 +159,7 @@ def test_saved_model_reloads_from_safetensors_only(
 
 def test_pos_weight_comes_from_the_train_split(tmp_path: Path) -> None:
     split = _split(train_positives=60)  # 540 negatives; validation is half fraud
-    result = MLPTrainer(**FAST | {"epochs": 1}).fit(split, "cpu", tmp_path)
+    result = MLPTrainer(**FAST | {"epochs": 1}).fit(split, INPUTS, "cpu", tmp_path)
     assert result.params["pos_weight"] == pytest.approx(9.0)
     assert pos_weight(np.array([0, 0, 1, 1, 1])) == pytest.approx(2 / 3)
     assert pos_weight(np.zeros(4)) == 1.0
@@ -186,16 +187,17 @@ def test_every_trainer_keeps_the_contract(
     kind: str, hyperparameters: dict[str, object], tmp_path: Path
 ) -> None:
     split = _split()
-    trainer = trainer_for(kind, hyperparameters)
+    trainer = trainer_for(kind, INPUTS, hyperparameters)
     epochs: list[int] = []
-    result = trainer.fit(split, "cpu", tmp_path, progress=lambda n, losses: epochs.append(n))
+    result = trainer.fit(split, INPUTS, "cpu", tmp_path,
+                         progress=lambda n, losses: epochs.append(n))
 
     assert trainer.kind == kind and result.params["device"] == "cpu"
     assert sorted(Path(f).name for f in result.files) == sorted(trainer.artifact_files)
     assert all(Path(f).parent == tmp_path for f in result.files)
     (rounds,) = {len(values) for values in result.history.values()}
     assert len(result.history) == 2 and epochs == list(range(1, rounds + 1))
-    X = features_matrix(split.test)
+    X = INPUTS.matrix(split.test)
     scores = trainer.load(tmp_path).predict(X)
     assert scores.shape == (200,) and ((scores >= 0) & (scores <= 1)).all()
     np.testing.assert_array_equal(trainer.predict(tmp_path, X), scores)
