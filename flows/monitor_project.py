@@ -646,14 +646,17 @@ def _request_message(topic: str) -> Callable[[tuple[str, RetrainRequest]], OutMe
 
 def get_flow(settings: Settings, project: Project,
              stop: threading.Event | None = None) -> Dataflow:
-    """The dataflow monitoring every model of `project`; setting `stop` ends it gracefully.
+    """The dataflow monitoring every served model of `project` (`serve=True`; a model
+    trained on demand only is not retrained by the monitor); setting `stop` ends it
+    gracefully.
 
-    Raises `ConfigError` when the project declares no model, or a model monitors a name it
+    Raises `ConfigError` when the project serves no model, or a model monitors a name it
     cannot watch.
     """
-    if not project.models:
-        raise ConfigError(f"project {project.directory} declares no model to monitor")
-    watches = {name: watch(model, settings) for name, model in sorted(project.models.items())}
+    served = {name: m for name, m in sorted(project.models.items()) if m.serve}
+    if not served:
+        raise ConfigError(f"project {project.directory} serves no model to monitor")
+    watches = {name: watch(model, settings) for name, model in served.items()}
     tasks = {name: w.task for name, w in watches.items()}
     router = Router(settings, watches.values())
     flow = Dataflow(FLOW)

@@ -66,8 +66,9 @@ def scored_stream(model: Model) -> Stream:
 
 class FeatureAssembler:
     """Features of a batch of events from the online state, as the feature engine computes
-    them: one `get_many` per group, then each entity's events in order on a copy of its
-    state (so the second event of an entity in a batch sees the first)."""
+    them: one `get_many` per group, then each entity's events in order through
+    `GroupEngine.serve` (so the second event of an entity in a batch sees the first, and an
+    event the engine already stored is not counted twice)."""
 
     def __init__(self, settings: Settings, model: Model) -> None:
         self.store = open_online_store(settings)
@@ -76,7 +77,7 @@ class FeatureAssembler:
         self.view = model.view
 
     def rows(self, events: Sequence[Event]) -> list[dict[str, Any] | None]:
-        """Per event, its features by view column (None: an engine rejected it as late)."""
+        """Per event, its features by view column (None: a transformation of a group raised)."""
         out: list[dict[str, Any] | None] = [{} for _ in events]
         for engine in self.engines:
             table = engine.group.table_name
@@ -95,7 +96,7 @@ class FeatureAssembler:
                     # Rows are read afresh per batch, so the state may be changed in place.
                     states[key] = (EntityState.from_json(stored.window)
                                    if stored is not None and stored.window else None)
-                state, features = engine.apply(states[key], event)
+                state, features = engine.serve(states[key], event)
                 states[key] = state
                 if not isinstance(features, dict):
                     out[i] = None

@@ -21,7 +21,6 @@ from typing import Any
 
 import orjson
 import pyarrow.csv as pacsv
-import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from fti.connectors.offline.store import LanceOfflineStore
@@ -49,23 +48,35 @@ class BackfillReport:
     examples: list[str] = field(default_factory=list)
 
 
-def read_rows(path: Path) -> Iterator[list[dict[str, Any]]]:
-    """Batches of rows of a `.parquet`, `.csv` or `.jsonl`/`.ndjson`/`.json` file."""
+def read_rows(path: Path) -> Iterator[list[bytes]]:
+    """Batches of events of a `.parquet`, `.csv` or `.jsonl`/`.ndjson`/`.json` file, each as
+    the JSON bytes the stream's decoder reads. JSON lines pass through as they are (blank
+    lines skipped), so a file decodes exactly as the same messages on the topic would, mixed
+    representations of a field (a time as text in one line, as a number in the next) included.
+    """
     suffix = path.suffix.lower()
     if suffix == ".parquet":
         for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS):
-            yield batch.to_pylist()
+            yield [_json(row) for row in batch.to_pylist()]
         return
-    if suffix == ".csv":
-        table = pacsv.read_csv(
-            path, convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
-    elif suffix in (".jsonl", ".ndjson", ".json"):
-        table = pajson.read_json(path)
-    else:
+    if suffix in (".jsonl", ".ndjson", ".json"):
+        lines: list[bytes] = []
+        with path.open("rb") as handle:
+            for line in handle:
+                if line.strip():
+                    lines.append(line.rstrip(b"\r\n"))
+                if len(lines) >= BATCH_ROWS:
+                    yield lines
+                    lines = []
+        if lines:
+            yield lines
+        return
+    if suffix != ".csv":
         raise DefinitionError(f"backfill {path}: unknown file type {suffix!r}; use .parquet, "
                               ".csv or .jsonl (JSON lines)")
+    table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
     for batch in table.to_batches(max_chunksize=BATCH_ROWS):
-        yield batch.to_pylist()
+        yield [_json(row) for row in batch.to_pylist()]
 
 
 def _json(row: dict[str, Any]) -> bytes:
@@ -101,7 +112,7 @@ def backfill(settings: Settings, stream: Stream, groups: Sequence[FeatureGroup],
                         "source_offset": offset + i, "source_topic_id": topic_id}
                        for i in range(len(rows))]
             offset += len(rows)
-            decoded = decoder.decode_batch([_json(r) for r in rows], clock)
+            decoded = decoder.decode_batch(rows, clock)
             report.rows += len(rows)
             out: list[list[dict[str, Any]]] = [[] for _ in groups]
             for x, source in zip(decoded, sources, strict=True):

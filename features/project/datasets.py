@@ -45,9 +45,25 @@ def model_table(model: Model, view_table: pa.Table) -> pa.Table:
     """
     label = model.label_column()
     table = view_table.filter(pc.is_valid(view_table[label]))
+    for group in model.view.groups:
+        if model.view.join_key(group) != group.stream.id:
+            continue
+        # Joined on the very event labelled: no row of the group yet means the event is not
+        # materialized yet (labels are stored independently), not that it has no features.
+        columns = [model.view.column(group, f) for f in group.feature_names()
+                   if model.view.column(group, f) in table.column_names]
+        if columns:
+            table = table.filter(_any_valid(table, columns))
     keys = [c for c in model.view.label.stream.field_map() if c in table.column_names]
     order = [EVENT_TIME, *(k for k in keys if k != label), label]
     return table.sort_by([(c, "ascending") for c in dict.fromkeys(order)])
+
+
+def _any_valid(table: pa.Table, columns: list[str]) -> pa.ChunkedArray:
+    found = pc.is_valid(table[columns[0]])
+    for column in columns[1:]:
+        found = pc.or_(found, pc.is_valid(table[column]))
+    return found
 
 
 def split_by_time(table: pa.Table, validation_fraction: float, test_fraction: float) -> Split:

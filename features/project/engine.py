@@ -10,6 +10,11 @@ the event's own bucket, and every event of the entity that arrived before it (or
 falls in them. State per entity is at most 60 buckets per window length plus the events
 within the allowed lateness, whatever the event rate.
 
+At inference (`serve`), the state read from the online store may already hold the event and
+later ones: the window still ends at the event's own bucket, an event the state holds (by its
+id, among the entity's newest `MAX_SEEN` within the lateness) is not counted twice, and a
+late event is scored rather than rejected.
+
 `last(f)` and `time_since_previous()` look at the entity's latest *earlier* event by event
 time (arrived before this one, time at or before its time); null for the first. An event
 older than the entity's newest accepted event time minus the group's allowed lateness is
@@ -45,6 +50,9 @@ from fti.features.project.decode import Event, Rejection
 from fti.features.project.tables import group_schema
 
 BUCKETS_PER_WINDOW = 60
+#: Ids of the newest events an entity's state keeps (within the allowed lateness), so
+#: inference does not count an event twice; older ones are counted again at inference.
+MAX_SEEN = 1024
 # A numeric partial: [n, sum, mean, m2, min, max].
 _N, _SUM, _MEAN, _M2, _MIN, _MAX = range(6)
 
@@ -62,6 +70,9 @@ class EntityState:
     seq: int = 0
     buckets: list[dict[int, list[Any]]] = field(default_factory=list)
     recent: list[list[Any]] = field(default_factory=list)
+    #: `[time, event id, seq]` of the events within the allowed lateness of the newest, when
+    #: the stream declares an id: inference knows an event the state already holds.
+    seen: list[list[Any]] = field(default_factory=list)
     #: Per window plan: the merged partials of the 59 buckets before bucket `b`, as
     #: `(b, events, stats, distinct)`, so the events of one bucket merge them once. Derived
     #: data: never serialized, rebuilt on demand.
@@ -71,14 +82,24 @@ class EntityState:
         """The state as JSON-able rows (bucket keys as text)."""
         return [[self.max_time, self.seq],
                 [{str(b): v for b, v in plan.items()} for plan in self.buckets],
-                self.recent]
+                self.recent, self.seen]
 
     @classmethod
     def from_json(cls, rows: list[Any]) -> EntityState:
-        """The inverse of `to_json`."""
-        (max_time, seq), buckets, recent = rows
+        """The inverse of `to_json` (a state written before `seen` existed has none)."""
+        (max_time, seq), buckets, recent = rows[:3]
+        seen = [list(r) for r in rows[3]] if len(rows) > 3 else []
         return cls(max_time, seq, [{int(b): v for b, v in plan.items()} for plan in buckets],
-                   [list(r) for r in recent])
+                   [list(r) for r in recent], seen)
+
+    def holds(self, time: float, event_id: Any) -> int | None:
+        """The seq at which the event `event_id` of `time` was added, if this state holds it."""
+        i = bisect.bisect_left(self.seen, time, key=lambda r: r[0])
+        while i < len(self.seen) and self.seen[i][0] == time:
+            if self.seen[i][1] == event_id:
+                return int(self.seen[i][2])
+            i += 1
+        return None
 
     def closed_slot(self, plan: int) -> Any:
         """The cached closed part of window plan `plan` (None when there is none)."""
@@ -138,14 +159,16 @@ class GroupEngine:
         value = event.values.get(self.group.entity)
         return None if value is None else str(value)
 
-    def apply(self, state: EntityState | None, event: Event
+    def apply(self, state: EntityState | None, event: Event, late_ok: bool = False
               ) -> tuple[EntityState, dict[str, Any] | Rejection]:
         """Add `event` to its entity's state; return the state and the event's feature row
-        (entity, event id, `event_time` in epoch seconds, features) or a `Rejection`."""
+        (entity, event id, `event_time` in epoch seconds, features) or a `Rejection`
+        (`late_ok`: compute the row of a late event too, as inference does)."""
         if state is None:
             state = EntityState(buckets=[{} for _ in self.plans])
         t = event.time
-        if state.max_time is not None and t < state.max_time - self.lateness_s:
+        if (not late_ok and state.max_time is not None
+                and t < state.max_time - self.lateness_s):
             return state, Rejection(
                 "late", f"event time {t:.3f} is more than {self.lateness_s:g} s before the "
                 f"newest event time {state.max_time:.3f} of {self.group.entity} "
@@ -169,14 +192,52 @@ class GroupEngine:
             state.closed[w] = closed
             _add(state.buckets[w], bucket, plan, event.values)
             _window_features(state.buckets[w][bucket], closed, plan, row)
+        if self.id_field is not None:
+            bisect.insort_right(state.seen, [t, event.values.get(self.id_field), state.seq],
+                                key=lambda r: r[0])
         state.seq += 1
         state.max_time = t if state.max_time is None else max(state.max_time, t)
         self._expire(state)
         return state, row
 
     def preview(self, state: EntityState | None, event: Event) -> dict[str, Any] | Rejection:
-        """The row `apply` would give, leaving `state` untouched (inference's path)."""
+        """The row `apply` would give, leaving `state` untouched."""
         return self.apply(copy.deepcopy(state), event)[1]
+
+    def serve(self, state: EntityState | None, event: Event
+              ) -> tuple[EntityState, dict[str, Any] | Rejection]:
+        """Inference's path: the event's row from the entity's state as the online store
+        holds it, which may already hold the event (the feature engine got there first) and
+        events after it. An event the state holds is not added again: its row is read from
+        the buckets up to its own and from the events that arrived before it; one it does
+        not hold is added (to this copy) as `apply` would, and a late one is scored without
+        being added, as the engine rejects it. Either way the
+        window is the 60 buckets up to the event's own, so events after it count only when
+        they fall in its own bucket (exact to 1/60 of the window, as documented).
+        `state` is changed in place: pass a copy you may change."""
+        event_id = event.values.get(self.id_field) if self.id_field is not None else None
+        seq = None if state is None or event_id is None else state.holds(event.time, event_id)
+        if state is None or seq is None:
+            if state is not None and state.max_time is not None and (
+                    event.time < state.max_time - self.lateness_s):
+                # Late: scored, but kept out of the state, as the engine keeps it out.
+                return state, self.apply(copy.deepcopy(state), event, late_ok=True)[1]
+            return self.apply(state, event)
+        row = self._row_start(event)
+        for t_ in self.group.transformations:
+            try:
+                row[t_.name] = t_.function(dict(event.values))
+            except Exception as ex:  # a user's function must not stop serving
+                return state, Rejection(f"transform:{t_.name}",
+                                        f"{t_.name} raised {type(ex).__name__}: {ex}")
+        if self.needs_recent:
+            before = [r for r in state.recent if r[1] < seq and r[0] <= event.time]
+            self._point_features(EntityState(recent=before), event, row)
+        for w, plan in enumerate(self.plans):
+            bucket = bucket_of(event.time, plan.bucket_s)
+            current = state.buckets[w].get(bucket) or [0, {}, {}]
+            _window_features(current, _closed_part(state.buckets[w], bucket), plan, row)
+        return state, row
 
     def _row_start(self, event: Event) -> dict[str, Any]:
         values = event.values
@@ -209,6 +270,11 @@ class GroupEngine:
             if buckets and min(buckets) <= first:
                 for b in [b for b in buckets if b <= first]:
                     del buckets[b]
+        seen = state.seen
+        if seen and seen[0][0] < oldest:
+            del seen[:bisect.bisect_left(seen, oldest, key=lambda r: r[0])]
+        if len(seen) > MAX_SEEN:
+            del seen[:len(seen) - MAX_SEEN]
         recent = state.recent
         if recent:
             keep = bisect.bisect_left(recent, oldest, key=lambda r: r[0])
@@ -251,19 +317,29 @@ def _add(buckets: dict[int, list[Any]], bucket: int, plan: _WindowPlan,
 def _closed_part(buckets: dict[int, list[Any]], bucket: int) -> tuple[Any, ...]:
     """Merged partials of the buckets before `bucket` inside its window."""
     first = bucket - BUCKETS_PER_WINDOW + 1
-    events = 0
-    stats: dict[str, list[Any]] = {}
+    inside = [data for b, data in buckets.items() if first <= b < bucket]
+    events = sum(data[0] for data in inside)
+    parts: dict[str, list[list[Any]]] = {}
     distinct: dict[str, set[str]] = {}
-    for b, data in buckets.items():
-        if not first <= b < bucket:
-            continue
-        events += data[0]
+    for data in inside:
         for name, p in data[1].items():
-            s = stats.get(name)
-            stats[name] = list(p) if s is None else _merge(s, p)
+            parts.setdefault(name, []).append(p)
         for name, seen in data[2].items():
             distinct.setdefault(name, set()).update(seen)
-    return bucket, events, stats, distinct
+    return bucket, events, {name: _merge_all(ps) for name, ps in parts.items()}, distinct
+
+
+def _merge_all(parts: list[list[Any]]) -> list[Any]:
+    """One partial of many: counts and sums add up, the mean is their ratio, and M2 gathers
+    each part's M2 plus its mean's squared distance from the whole mean, times its count
+    (the pairwise update of Chan et al., summed at once)."""
+    if len(parts) == 1:
+        return list(parts[0])
+    n = sum(p[_N] for p in parts)
+    total = sum(p[_SUM] for p in parts)
+    mean = sum(p[_MEAN] * p[_N] for p in parts) / n
+    m2 = sum(p[_M2] + p[_N] * (p[_MEAN] - mean) ** 2 for p in parts)
+    return [n, total, mean, m2, min(p[_MIN] for p in parts), max(p[_MAX] for p in parts)]
 
 
 def _window_features(current: list[Any], closed: tuple[Any, ...], plan: _WindowPlan,

@@ -49,9 +49,12 @@ class LoopState:
 class LoopWatcher(threading.Thread):
     """Reads the loop's output topics from the beginning into a `LoopState`."""
 
-    def __init__(self, settings: Settings, dlq_topics: list[str] | None = None) -> None:
+    def __init__(self, settings: Settings, dlq_topics: list[str] | None = None,
+                 model: str | None = None) -> None:
         super().__init__(name="demo-watcher", daemon=True)
         self.settings = settings
+        #: The model whose predictions, requests and registry events count (None: any).
+        self.model = model
         self.dlq_topics = dlq_topics if dlq_topics is not None else [settings.topics.dlq]
         self.state = LoopState()
         self.lock = threading.Lock()
@@ -74,6 +77,9 @@ class LoopWatcher(threading.Thread):
 
     def _take(self, topic: str, value: dict[str, Any], now: float) -> None:
         t, s = self.settings.topics, self.state
+        if (topic in (t.predictions, t.retrain_requests, t.registry_events)
+                and self.model is not None and value.get("model") != self.model):
+            return
         if topic == t.predictions:
             if value["id"] in s.predicted_tx:
                 return  # at-least-once delivery: count each transaction once
