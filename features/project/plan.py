@@ -141,6 +141,11 @@ class Plan:
         """The plan for feature views."""
         return self.kinds["views"]
 
+    @property
+    def models(self) -> KindPlan:
+        """The plan for models."""
+        return self.kinds["models"]
+
     def counts(self) -> tuple[int, int, int]:
         """Definitions to add, to change and to remove."""
         plans = self.kinds.values()

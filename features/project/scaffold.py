@@ -1,5 +1,5 @@
 """`fti init`: a new project directory with commented settings and a small, real example of
-definitions (payments, chargebacks, two feature groups, a label and a feature view).
+definitions (payments, chargebacks, two feature groups, a label, a feature view and a model).
 
 >>> import tempfile
 >>> from pathlib import Path
@@ -36,13 +36,23 @@ SETTINGS_TEMPLATE = """\
 
 DEFINITIONS_TEMPLATE = '''\
 """Definitions of this fti project: streams of events, the features computed from them, the
-label to learn and the feature view that joins them, point in time, into training data.
+label to learn, the feature view that joins them, point in time, into training data, and the
+model that learns it.
 
 `fti plan` shows what changed since the last `fti apply`; `fti apply` records it.
 A change to a group's entity, stream, features or aggregations needs a new version=.
 """
 
-from fti.features.project import FeatureGroup, FeatureView, Field, Label, Stream, agg
+from fti.features.project import (
+    FeatureGroup,
+    FeatureView,
+    Field,
+    Label,
+    Model,
+    Retrain,
+    Stream,
+    agg,
+)
 
 payments = Stream(
     "payments",
@@ -100,10 +110,21 @@ customer_activity = FeatureGroup(
     description="How a customer pays.",
 )
 
-fraud = Label("fraud", stream=chargebacks, value="is_fraud")
+chargeback = Label("chargeback", stream=chargebacks, value="is_fraud")
 
 payment_risk = FeatureView(
-    "payment_risk", fraud, [merchant_activity, customer_activity], ttl="7d"
+    "payment_risk", chargeback, [merchant_activity, customer_activity], ttl="7d"
+)
+
+risk_model = Model(
+    "payment-risk",
+    view=payment_risk,
+    task="binary",
+    trainer="xgboost",
+    params={"n_estimators": 100, "max_depth": 3, "learning_rate": 0.2},
+    gates={"roc_auc": 0.7},
+    retrain=Retrain(monitor=["amount"], volume_labels=5000),
+    description="The chance that a payment ends in a chargeback.",
 )
 '''
 

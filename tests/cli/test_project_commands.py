@@ -57,7 +57,7 @@ def test_init_plan_apply_edit_and_bump(tmp_path: Path) -> None:
     first = fti("plan", "--project", "shop", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert "+ group merchant_activity v1 (entity merchant_id" in first.stdout
-    assert first.stdout.rstrip().endswith("Plan: 6 to add, 0 to change, 0 to remove.")
+    assert first.stdout.rstrip().endswith("Plan: 7 to add, 0 to change, 0 to remove.")
 
     applied = fti("apply", "--project", "shop", cwd=tmp_path)
     assert applied.returncode == 0, applied.stderr

@@ -76,6 +76,16 @@ def test_the_tutorial_runs_as_written(broker: EmbeddedBroker, tmp_path: Path) ->
         log.close()
     assert code == 0, (tmp_path / "materialize.log").read_text()
 
+    assert "fti train --project shop --model payment-risk" in TUTORIAL
+    trained = fti("train", "--project", "shop", "--model", "payment-risk", cwd=tmp_path, env=env)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    result = json.loads(trained.stdout.strip().splitlines()[-1])
+    assert result["model"] == "payment-risk" and result["version"] == 1
+    assert {"roc_auc", "pr_auc", "f1", "log_loss"} <= set(result["metrics"])
+    assert result["promoted"] == (result["metrics"]["roc_auc"] >= 0.7), result
+    assert result["published"] == (["registered", "promoted"] if result["promoted"]
+                                   else ["registered"])
+
     known, unknown = (json.loads(line) for line in done.stdout.splitlines())
     assert known["status"] == "ok" and known["count_15m"] >= 1 and known["amount_sum_1h"] > 0
     assert unknown["status"] == "missing"

@@ -44,8 +44,9 @@ def test_the_scaffolded_example_loads(tmp_path: Path) -> None:
     project = load_project(tmp_path)
     assert list(project.streams) == ["chargebacks", "payments"]
     assert list(project.groups) == ["customer_activity", "merchant_activity"]
-    assert list(project.labels) == ["fraud"]
+    assert list(project.labels) == ["chargeback"]
     assert list(project.views) == ["payment_risk"]
+    assert list(project.models) == ["payment-risk"]
     assert project.groups["merchant_activity"].feature_names() == [
         "count_15m", "amount_mean_1h", "amount_sum_1h"]
     assert project.directory == tmp_path.resolve()

@@ -48,18 +48,20 @@ def test_everything_is_new_when_nothing_is_applied(tmp_path: Path) -> None:
     assert result.valid and result.has_changes
     assert result.streams.new == ("chargebacks", "payments")
     assert result.groups.new == ("customer_activity", "merchant_activity")
-    assert (result.labels.new, result.views.new) == (("fraud",), ("payment_risk",))
-    assert result.counts() == (6, 0, 0)
+    assert (result.labels.new, result.views.new) == (("chargeback",), ("payment_risk",))
+    assert result.models.new == ("payment-risk",)
+    assert result.counts() == (7, 0, 0)
     assert result.render().splitlines() == [
         "+ stream chargebacks (topic chargebacks, 5 fields)",
         "+ stream payments (topic payments, 6 fields)",
         "+ group customer_activity v1 (entity customer_id, stream payments, 4 features)",
         "+ group merchant_activity v1 (entity merchant_id, stream payments, 3 features)",
-        "+ label fraud v1 (stream chargebacks, value is_fraud)",
-        "+ view payment_risk v1 (label fraud, groups merchant_activity, customer_activity, "
+        "+ label chargeback v1 (stream chargebacks, value is_fraud)",
+        "+ view payment_risk v1 (label chargeback, groups merchant_activity, customer_activity, "
         "7 features)",
+        "+ model payment-risk v1 (binary on view payment_risk, trainer xgboost)",
         "",
-        "Plan: 6 to add, 0 to change, 0 to remove.",
+        "Plan: 7 to add, 0 to change, 0 to remove.",
     ]
 
 
@@ -114,7 +116,9 @@ def test_a_new_aggregation_without_a_version_bump_is_refused(tmp_path: Path) -> 
         result.check()
     rendered = result.render()
     assert "! group merchant_activity v1: aggregations changed" in rendered
-    assert rendered.endswith("Plan: 0 to add, 2 to change, 0 to remove; invalid: 2 errors.")
+    # the model on the view changes too: its inputs gained the feature
+    assert "~ model payment-risk v1:" in rendered
+    assert rendered.endswith("Plan: 0 to add, 3 to change, 0 to remove; invalid: 2 errors.")
 
 
 def test_the_same_change_with_version_bumps_is_valid(tmp_path: Path) -> None:
@@ -144,7 +148,7 @@ def test_changing_a_window_or_the_entity_is_breaking(tmp_path: Path) -> None:
 
 
 def test_a_changed_transformation_body_is_breaking(tmp_path: Path) -> None:
-    before = edit(EXAMPLE, ("Stream, agg\n", "Stream, agg, transformation\n"),
+    before = edit(EXAMPLE, ("    agg,\n)", "    agg,\n    transformation,\n)"),
                   ("merchant_activity = FeatureGroup(", """@transformation("float")
 def big(event):
     return float(event["amount"] > 100)
@@ -170,9 +174,9 @@ def test_label_value_and_its_stream_fields_are_breaking(tmp_path: Path) -> None:
                            '        Field("reason", "string", required=False),\n'))
     result = plan_between(tmp_path, EXAMPLE, after)
     assert result.streams.changed["chargebacks"] == ("fields: + reason",)
-    assert result.labels.changed["fraud"] == ("stream chargebacks: + reason: string",)
+    assert result.labels.changed["chargeback"] == ("stream chargebacks: + reason: string",)
     assert result.errors == (
-        "label fraud v1: stream chargebacks changed (+ reason: string); this changes the label "
+        "label chargeback v1: stream chargebacks changed (+ reason: string); this changes the label "
         "table, so bump version=2",)
     bumped = edit(after, ('value="is_fraud")', 'value="is_fraud", version=2)'))
     assert plan_between(tmp_path, EXAMPLE, bumped).valid
@@ -203,12 +207,14 @@ def test_a_type_change_of_a_field_a_group_reads_is_breaking(tmp_path: Path) -> N
 
 def test_removed_and_added_definitions(tmp_path: Path) -> None:
     after = edit(EXAMPLE, ("payment_risk = FeatureView(\n    \"payment_risk\"",
-                           "risk = FeatureView(\n    \"risk\""))
+                           "risk = FeatureView(\n    \"risk\""),
+                 ("view=payment_risk,", "view=risk,"))
     result = plan_between(tmp_path, EXAMPLE, after)
     assert (result.views.new, result.views.removed) == (("risk",), ("payment_risk",))
+    assert result.models.changed["payment-risk"][0] == "view: payment_risk -> risk"
     lines = result.render().splitlines()
     assert "- view payment_risk v1" in lines
-    assert lines[-1] == "Plan: 1 to add, 0 to change, 1 to remove."
+    assert lines[-1] == "Plan: 1 to add, 1 to change, 1 to remove."
 
 
 def test_a_version_never_goes_back(tmp_path: Path) -> None:
