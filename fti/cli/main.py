@@ -47,27 +47,27 @@ def cmd_broker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
-    """Produce synthetic transactions and their late labels, or preference pairs."""
-    if args.stream == "preference":
-        from fti.ops.producer import produce_preferences
-        from fti.synthetic.preferences import PreferenceSpec
+    """Produce a project's scenario (its `scenario.py`: a synthetic stream and its labels)."""
+    from fti.connectors.kafka.clients import ensure_topic_names
+    from fti.features.project.loader import load_project
+    from fti.ops.producer import ScenarioProducer
+    from fti.ops.scenario import load_scenario
 
-        spec = PreferenceSpec(count=args.count, seed=args.seed, tie_fraction=args.tie_fraction,
-                              bad_fraction=args.bad_fraction)
-        print(json.dumps({"preferences": spec.count, "bad": produce_preferences(settings, spec)}))
-        return 0
-    from fti.ops.producer import StreamProducer
-    from fti.synthetic.transactions import StreamSpec
-
-    spec = StreamSpec(
-        count=args.count, drift_at=args.drift_at, bad_fraction=args.bad_fraction, seed=args.seed
-    )
-    producer = StreamProducer(settings, spec)
+    project = load_project(args.project)
+    scenario = load_scenario(args.project)
+    served = [m for m in project.models.values() if m.serve] or list(project.models.values())
+    events = (served[0].view.groups[0].stream.name if served
+              else sorted(g.stream.name for g in project.groups.values())[0])
+    ensure_topic_names(settings.kafka, project.topics(), settings.topics.partitions)
+    drift_at = args.drift_at if args.drift_at is not None else args.count + 1
+    records = scenario.generate(args.count, drift_at, args.bad_fraction, args.seed)
+    topics = {name: stream.topic for name, stream in project.streams.items()}
+    producer = ScenarioProducer(settings, records, topics, events, args.count)
     producer.send(args.count, rate=args.rate, progress=sys.stderr.isatty())
     producer.finish()
     c = producer.counts
-    print(json.dumps({"transactions": c.transactions, "bad": c.bad_transactions,
-                      "labels": c.labels, "fraud": c.fraud, "drifted": c.drifted}))
+    print(json.dumps({"stream": events, "events": c.transactions, "bad": c.bad_transactions,
+                      "labels": c.labels, "drifted": c.drifted}))
     return 0
 
 
@@ -173,7 +173,7 @@ def cmd_store(args: argparse.Namespace, settings: Settings) -> int:
 
 BENCHMARKS = (
     "feature-ingest", "online-lookup", "pit-join", "inference", "detectors", "soak",
-    "train-overhead", "model-swap", "lora-steps",
+    "train-overhead", "model-swap", "lora-steps", "peer-quix",
 )
 
 
@@ -234,13 +234,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("broker", cmd_broker).add_argument("--port", type=int, help="default: FTI_BROKER__PORT")
     p = add("produce", cmd_produce)
-    p.add_argument("--count", type=int, default=10000, help="transactions to produce")
-    p.add_argument("--rate", type=float, default=0.0, help="transactions per second (0 = max)")
-    p.add_argument("--drift-at", type=int, default=None, help="index where fraud shifts")
+    p.add_argument("--project", type=Path, metavar="DIR", required=True,
+                   help="a project with a scenario.py, e.g. examples/fraud")
+    p.add_argument("--count", type=int, default=10000, help="events to produce")
+    p.add_argument("--rate", type=float, default=0.0, help="events per second (0 = max)")
+    p.add_argument("--drift-at", type=int, default=None, help="index where the world changes")
     p.add_argument("--bad-fraction", type=float, default=0.0, help="fraction of bad events")
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--stream", choices=["transactions", "preference"], default="transactions")
-    p.add_argument("--tie-fraction", type=float, default=0.1, help="preference stream only")
     p = add("flow", cmd_flow)
     p.add_argument("name", choices=["features", "monitor", "inference", "preferences"])
     p.add_argument("-w", "--workers", type=int, default=1, help="worker threads per process")

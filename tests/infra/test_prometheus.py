@@ -225,8 +225,9 @@ def test_prometheus_scrapes_every_fti_service(tmp_path: Path) -> None:
             wait_for(lambda: api.query('fti_events_in_total{flow="features"}'), timeout_s=30,
                      what="fti_events_in_total from the feature flow")
             produced = subprocess.run(
-                [sys.executable, "-m", "fti", "produce", "--count", "300", "--bad-fraction",
-                 "0.1"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+                [sys.executable, "-m", "fti", "produce", "--project",
+                 str(ROOT / "examples" / "fraud"), "--count", "300", "--bad-fraction", "0.1"],
+                env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
             assert produced.returncode == 0, produced.stderr[-2000:]
             read = 'sum(fti_events_in_total{flow="features", topic="transactions"})'
             wait_for(lambda: api.query(read).get("{}", 0) >= 300, timeout_s=60,
