@@ -17,7 +17,7 @@ import fti
 from fti.settings import OnlineStoreSettings
 
 #: Modules whose imports need an optional extra that a plain install lacks.
-OPTIONAL = {"fti.models.hpo.ray_tune"}
+OPTIONAL: set[str] = set()
 #: Examples that talk to Redis name the default address; they run against the session's Redis.
 DEFAULT_REDIS_URL = OnlineStoreSettings().redis_url
 

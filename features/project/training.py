@@ -79,7 +79,10 @@ def read_view_at(view: FeatureView, offline_location: str,
     wanted = {label_table(view.label): label_schema(view.label),
               **{g.table_name: group_schema(g) for g in view.groups}}
     for name, schema in wanted.items():
-        tables[name], read[name] = _read(store, name, schema, pinned.get(name) or None)
+        if pinned.get(name) == 0:  # the table did not exist when the versions were read
+            tables[name], read[name] = schema.empty_table(), 0
+            continue
+        tables[name], read[name] = _read(store, name, schema, pinned.get(name))
     labels = tables.pop(label_table(view.label))
     return view_training_table(view, labels, tables), read
 

@@ -135,19 +135,32 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_tune(args: argparse.Namespace, settings: Settings) -> int:
-    """Search a model's hyperparameters (Optuna TPE, pruning) on the offline store; record
-    the best under data_dir/hpo for `fti train --params-from latest`."""
+    """Search a declared model's hyperparameters on its view's dataset (Optuna TPE or random
+    with pruning, or Ray Tune); record the best under data_dir/hpo for
+    `fti train --project DIR --model NAME --params-from latest`."""
     from fti.models.hpo.job import run_search_job
     from fti.models.hpo.records import search_record_path
 
-    model = args.model or settings.training.model_name
-    record = run_search_job(settings, model, n_trials=args.trials, timeout_s=args.timeout,
-                            seed=args.seed, sampler=args.sampler, progress=True)
+    fixed: dict[str, Any] = {}
+    for item in args.fix or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise FtiError(f"--fix takes KEY=VALUE, got {item!r}")
+        try:
+            fixed[key] = json.loads(raw)
+        except ValueError:
+            fixed[key] = raw
+    project = _applied_project(args.project, settings)
+    record = run_search_job(settings, project, args.model, n_trials=args.trials,
+                            timeout_s=args.timeout, seed=args.seed, sampler=args.sampler,
+                            progress=sys.stderr.isatty(), fixed_params=fixed,
+                            backend=args.backend)
     print(json.dumps({
-        "model": model, "best_params": record.best_params, "best_value": record.best_value,
+        "model": record.model, "metric": record.metric, "direction": record.direction,
+        "best_params": record.best_params, "best_value": record.best_value,
         "trials": len(record.trials), "pruned": record.pruned,
         "duration_s": record.duration_s,
-        "record": str(search_record_path(settings.data_dir, model, record.created_at)),
+        "record": str(search_record_path(settings.data_dir, record.model, record.created_at)),
     }))
     return 0
 
@@ -187,8 +200,8 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    """Run the whole loop of a project (default: the fraud example) on the embedded default
-    and print a summary."""
+    """Run the whole loop of a project (its definitions and scenario.py) on the embedded
+    default and print a summary."""
     from dataclasses import replace
 
     from fti.ops.demo import DemoOptions, run_demo
@@ -263,11 +276,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--params-from", default=None, metavar="latest|FILE",
                    help="override hyperparameters with a `fti tune` record")
     p = add("tune", cmd_tune)
-    p.add_argument("--model", default=None, help="default: FTI_TRAINING__MODEL_NAME")
+    p.add_argument("--project", type=Path, metavar="DIR", required=True,
+                   help="a user project: search its model --model (after `fti apply`)")
+    p.add_argument("--model", default=None, help="a model of the project (default: its only one)")
     p.add_argument("--trials", type=int, default=30)
     p.add_argument("--timeout", type=float, default=None, help="seconds; a running trial ends")
     p.add_argument("--sampler", choices=["tpe", "random"], default="tpe")
     p.add_argument("--seed", type=int, default=None, help="default: FTI_TRAINING__SEED")
+    p.add_argument("--fix", action="append", metavar="KEY=VALUE",
+                   help="pin a hyperparameter for every trial (JSON value; repeatable)")
+    p.add_argument("--backend", choices=["optuna", "ray"], default="optuna",
+                   help="ray: the same trials on Ray Tune (the `ray` extra; RAY_ADDRESS)")
     from fti.cli.registry import add_registry_parser
 
     add_registry_parser(sub)
@@ -297,7 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--timeout", type=float, default=280.0, help="seconds before giving up")
     p.add_argument("--project", type=Path, metavar="DIR", default=None,
-                   help="a project with a scenario.py (default: examples/fraud)")
+                   help="a project with a scenario.py (default: the current directory; "
+                        "`make demo` runs the example in examples/)")
     return parser
 
 

@@ -1,5 +1,5 @@
 """`fti demo`: the whole loop of a user project on the embedded default, from an empty data
-directory (default: the fraud example, `examples/fraud`).
+directory (`make demo` runs the example in `examples/`).
 
 Applies the project's definitions, starts the broker and the project's services (feature
 engine, monitor, inference flows; trainer) as processes, produces the project's scenario
@@ -39,8 +39,6 @@ from fti.settings import Settings, settings_in
 
 log = logging.getLogger(__name__)
 
-#: The project `fti demo` runs unless given another: the fraud example of this repository.
-EXAMPLE_PROJECT = Path(__file__).resolve().parents[2] / "examples" / "fraud"
 #: The demo's scenario, applied unless the user set the same variable.
 SCENARIO_ENV = {
     "FTI_MONITOR__BOOTSTRAP_LABELS": "1500",
@@ -63,7 +61,7 @@ class DemoOptions:
     bad_fraction: float = 0.01
     seed: int = 7
     timeout_s: float = 280.0
-    project: Path = EXAMPLE_PROJECT
+    project: Path = Path(".")
 
 
 class Services:

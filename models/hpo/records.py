@@ -1,7 +1,10 @@
 """Search records: what `fti tune` found, one JSON file per run under ``data_dir/hpo``.
 
->>> search_record_path(Path("/d"), "fraud-xgb", datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC))
-PosixPath('/d/hpo/fraud-xgb-20260102T030405000006Z.json')
+`best_params_from` reads the newest record of a model back, which is how
+``fti train --project DIR --model NAME --params-from latest`` trains with what a search found.
+
+>>> search_record_path(Path("/d"), "tipper", datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC))
+PosixPath('/d/hpo/tipper-20260102T030405000006Z.json')
 """
 
 from __future__ import annotations
@@ -10,28 +13,35 @@ import os
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from fti.features.training_data import DatasetRecord
 from fti.models.errors import SearchError
 
-#: What a search maximises.
-METRIC = "validation_roc_auc"
 #: Folder of ``data_dir`` holding search records.
 HPO_DIR = "hpo"
 
 
 class SearchRecord(BaseModel):
-    """One search run as recorded on disk; ``best_params`` override the spec's hyperparameters."""
+    """One search run as recorded on disk.
+
+    ``metric`` is the task's primary metric on the validation split (``validation_mae``, ...),
+    optimized in ``direction``; ``fixed_params`` and then ``best_params`` override the model's
+    declared ``params``. ``dataset`` names the table versions and row hashes searched on.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     model: str
     kind: str
+    task: str = "binary"
+    view: str = ""
     created_at: datetime
-    metric: str = METRIC
+    metric: str = "validation_roc_auc"
+    direction: Literal["maximize", "minimize"] = "maximize"
+    backend: Literal["optuna", "ray"] = "optuna"
     sampler: str
     seed: int
     n_trials: int
@@ -52,11 +62,12 @@ def search_record_path(data_dir: Path, model: str, created_at: datetime) -> Path
 
 
 def write_search_record(path: Path, record: SearchRecord) -> None:
+    """Write ``record`` to ``path`` atomically (readers never see half a record)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
     with os.fdopen(fd, "w") as handle:
         handle.write(record.model_dump_json(indent=2))
-    os.replace(temp, path)  # readers never see half a record
+    os.replace(temp, path)
 
 
 def search_records(data_dir: Path, model: str) -> list[Path]:
@@ -83,7 +94,7 @@ def best_params_from(data_dir: Path, model: str, ref: str = "latest") -> dict[st
         if not found:
             raise SearchError(
                 f"no search record of {model} in {Path(data_dir) / HPO_DIR}; run "
-                f"`fti tune --model {model}` first, or train without --params-from"
+                f"`fti tune --project DIR --model {model}` first, or train without --params-from"
             )
         path = found[-1]
     else:

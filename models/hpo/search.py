@@ -1,26 +1,38 @@
-"""Hyperparameter search: a search space per trainer kind, Optuna TPE or random, early pruning.
+"""Hyperparameter search of a declared model: a space per trainer kind, Optuna TPE or random
+sampling, early pruning.
 
-`search` tunes one `ModelSpec` on one `Split`: each trial fits on ``split.train`` (early stopping
-on ``split.validation``, exactly like the trainer) and scores the ROC AUC on ``split.validation``;
-the test split is never read. Trials report a validation metric after every boosting round
-(XGBoost: validation AUC) or epoch (MLP: negated validation log-loss, from the trainer's
-``progress`` hook), so the pruner stops bad trials early. ``best_params`` are overrides of
-``spec.hyperparameters`` (`apply_params`). `run_search_job` does the same on the offline store
-and records the result under ``data_dir/hpo``; `search_ray` runs the same trials on Ray Tune.
+A `SearchTarget` is what every trial fits and scores: a model's trainer kind, its inputs, the
+split of its view's dataset, its declared parameters, and the task's primary metric with the
+direction it is better in (`target_of` builds one from a `Model`). Each trial builds the
+model's trainer with the declared parameters overridden by the trial's, fits it through the
+trainer contract exactly as ``fti train`` does (early stopping on ``split.validation``), loads
+the artifacts it wrote and scores the primary metric (``mae``, ``roc_auc``, ``macro_f1``) on
+``split.validation``; the test split is never read.
+
+Pruning: a trial reports its validation loss per boosting round (XGBoost, live, through a
+training callback) or per epoch (MLP and any trainer calling its ``progress`` hook), negated
+when the metric is maximized, and Optuna's pruner stops the trials that fall behind. The result
+`SearchResult.best_params` are overrides of the model's ``params`` (`fti.models.hpo.records`).
+`fti.models.hpo.ray_tune.search_ray` runs the same trials on Ray Tune.
 
 >>> [d.name for d in space_for("mlp")]
-['hidden_sizes', 'lr', 'weight_decay', 'dropout', 'batch_size']
+['hidden_sizes', 'lr', 'weight_decay', 'dropout', 'batch_size', 'epochs']
+>>> [d.name for d in space_for("mlp", fixed={"epochs": 3, "dropout": 0.0})][-1]
+'batch_size'
 >>> SPACES["mlp"][0].decode("64-32")
 [64, 32]
+>>> direction_of("mae"), direction_of("roc_auc")
+('minimize', 'maximize')
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,29 +41,23 @@ import optuna
 import xgboost as xgb
 
 from fti.errors import ConfigError
-from fti.features.definitions import FEATURE_COLUMNS, LABEL_COLUMN
+from fti.features.project.model import Model
 from fti.features.training_data import Split
-from fti.models.devices import select_device, xgboost_device
 from fti.models.errors import SearchError
-from fti.models.evaluation.metrics import roc_auc
-from fti.models.specs import ModelSpec
-from fti.models.trainers.base import ModelInputs
-from fti.models.trainers.xgboost_model import features_matrix, labels_vector, xgboost_params
-from fti.settings import TrainingSettings
+from fti.models.evaluation.metrics import evaluate
+from fti.models.trainers import ModelInputs, load_artifacts, table_matrix, trainer_for
+from fti.models.trainers.base import kind_of
 
 logger = logging.getLogger(__name__)
 
 SamplerName = Literal["tpe", "random"]
-#: Called with (step from 1, intermediate validation metric, higher is better); may raise to stop.
+Direction = Literal["maximize", "minimize"]
+#: Called with (step from 1, intermediate value in the study's direction); may raise to stop.
 Report = Callable[[int, float], None]
 #: Called after each finished trial with its row of `SearchResult.trials`.
 TrialCallback = Callable[[dict[str, Any]], None]
-#: Runs one trial: hyperparameter overrides and a reporter in, validation ROC AUC out.
+#: Runs one trial: hyperparameter overrides and a reporter in, validation metric out.
 Objective = Callable[[dict[str, Any], Report], float]
-#: What every search maximizes: ROC AUC on the validation split.
-_SETTINGS_KEYS = ("n_estimators", "max_depth", "learning_rate", "seed")
-#: What the built-in fraud models (the only ones searched) read and predict.
-_FRAUD = ModelInputs(FEATURE_COLUMNS, LABEL_COLUMN, "binary")
 
 
 @dataclass(frozen=True)
@@ -83,10 +89,12 @@ class Dimension:
         return trial.suggest_float(self.name, self.low, self.high, log=self.log)
 
     def decode(self, value: Any) -> Any:
-        """The hyperparameter value of a suggested one (sequences as lists, as specs hold them)."""
+        """The hyperparameter value of a suggested one (sequences as lists, as params hold them)."""
         for choice in self.choices:
             if _label(choice) == value:
                 return list(choice) if isinstance(choice, tuple) else choice
+        if self.integer and not self.choices:
+            return int(value)
         return value
 
 
@@ -94,15 +102,16 @@ def _label(choice: Any) -> Any:
     return "-".join(map(str, choice)) if isinstance(choice, tuple) else choice
 
 
-#: The search space of each trainer kind.
+#: The search space of each built-in trainer kind that is searched.
 SPACES: dict[str, tuple[Dimension, ...]] = {
     "xgboost": (
+        Dimension("n_estimators", 50, 400, integer=True),
         Dimension("max_depth", 2, 10, integer=True),
         Dimension("learning_rate", 0.01, 0.3, log=True),
-        Dimension("n_estimators", 50, 500, integer=True),
         Dimension("min_child_weight", 0.5, 20.0, log=True),
         Dimension("subsample", 0.5, 1.0),
         Dimension("colsample_bytree", 0.5, 1.0),
+        Dimension("reg_lambda", 1e-3, 10.0, log=True),
     ),
     "mlp": (
         Dimension("hidden_sizes", choices=((32,), (64, 32), (128, 64), (64, 64, 32))),
@@ -110,93 +119,187 @@ SPACES: dict[str, tuple[Dimension, ...]] = {
         Dimension("weight_decay", 1e-6, 1e-2, log=True),
         Dimension("dropout", 0.0, 0.5),
         Dimension("batch_size", choices=(64, 128, 256, 512)),
+        Dimension("epochs", 10, 60, integer=True),
     ),
+}
+#: Built-in kinds that are not searched, and why.
+NOT_SEARCHED: dict[str, str] = {
+    "lora": "LoRA adapters are fine-tuned by fti.models.trainers.lora.run_lora_job, not through "
+            "the trainer contract every trial runs, and each trial would fine-tune a transformer "
+            "(minutes per trial on a CPU, hours for a useful search); set r, alpha and lr in the "
+            "model's params and compare runs of `fti train` instead",
 }
 
 
-def space_for(kind: str) -> tuple[Dimension, ...]:
-    """The search space of trainer ``kind``; ConfigError naming the kinds that have one."""
-    if kind not in SPACES:
-        raise ConfigError(f"no search space for trainer kind {kind!r}; known: {sorted(SPACES)}")
-    return SPACES[kind]
+def space_for(kind: str | type, fixed: Mapping[str, Any] | None = None) -> tuple[Dimension, ...]:
+    """The search space of trainer ``kind`` without the hyperparameters ``fixed`` pins.
+
+    A built-in kind has `SPACES`; a user's trainer class declares its own as a class attribute
+    ``search_space`` (a sequence of `Dimension`). ConfigError otherwise, naming why.
+    """
+    if isinstance(kind, str) and kind in NOT_SEARCHED:
+        raise ConfigError(f"trainer kind {kind!r} is not searched: {NOT_SEARCHED[kind]}")
+    if isinstance(kind, str) and kind in SPACES:
+        dims = SPACES[kind]
+    else:
+        declared = getattr(kind, "search_space", None) if isinstance(kind, type) else None
+        if not declared:
+            name = kind if isinstance(kind, str) else kind_of(kind)
+            raise ConfigError(
+                f"no search space for trainer {name!r}; built-in spaces: {sorted(SPACES)}. A "
+                "trainer class declares its own as `search_space = (Dimension(...), ...)` "
+                "(fti.models.hpo.search.Dimension)"
+            )
+        dims = tuple(declared)
+        wrong = [d for d in dims if not isinstance(d, Dimension)]
+        if wrong:
+            raise ConfigError(f"{kind_of(kind)}.search_space holds {wrong[0]!r}, not a Dimension")
+    dims = tuple(d for d in dims if d.name not in (fixed or {}))
+    if not dims:
+        raise ConfigError(f"every hyperparameter of {kind!r} is fixed: nothing to search")
+    return dims
 
 
 def decode_params(space: Sequence[Dimension], raw: Mapping[str, Any]) -> dict[str, Any]:
-    """Hyperparameter overrides from Optuna's raw trial params."""
+    """Hyperparameter overrides from raw trial params (Optuna's or Ray Tune's config)."""
     by_name = {d.name: d for d in space}
     return {k: by_name[k].decode(v) if k in by_name else v for k, v in raw.items()}
 
 
-class _RoundReport(xgb.callback.TrainingCallback):
-    """Reports the validation AUC after every boosting round."""
+def direction_of(metric: str) -> Direction:
+    """Where ``metric`` is better: ``minimize`` for the ones whose gate is a maximum."""
+    return "minimize" if Model.gate_direction(metric) == "max" else "maximize"
 
-    def __init__(self, report: Report) -> None:
+
+@dataclass(frozen=True)
+class SearchTarget:
+    """What every trial fits and scores (plain data, so Ray can ship it to its workers).
+
+    ``params`` are the model's declared hyperparameters with ``fixed`` applied; a trial's
+    overrides go on top. ``metric`` is a metric of ``inputs.task`` scored on the validation
+    split, better in ``direction``.
+    """
+
+    name: str
+    kind: str | type
+    inputs: ModelInputs
+    split: Split
+    params: Mapping[str, Any] = field(default_factory=dict)
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+    device: str = "cpu"
+    threshold: float = 0.5
+    metric: str = "roc_auc"
+    direction: Direction = "maximize"
+
+    @property
+    def task(self) -> str:
+        """The task of the model searched."""
+        return self.inputs.task
+
+    @property
+    def kind_name(self) -> str:
+        """The trainer kind as recorded: built-in kind or ``module:Class``."""
+        return self.kind if isinstance(self.kind, str) else kind_of(self.kind)
+
+
+def target_of(model: Model, split: Split, inputs: ModelInputs, device: str,
+              fixed: Mapping[str, Any] | None = None) -> SearchTarget:
+    """The search target of a declared model on ``split`` (its dataset's time split)."""
+    fixed = dict(fixed or {})
+    metric = model.primary_metric()
+    return SearchTarget(
+        name=model.name, kind=model.trainer, inputs=inputs, split=split,
+        params=dict(model.params) | fixed, fixed=fixed, device=device,
+        threshold=model.threshold, metric=metric, direction=direction_of(metric),
+    )
+
+
+class _RoundReport(xgb.callback.TrainingCallback):
+    """Reports the validation loss (the last eval set's, which drives early stopping) after
+    every boosting round, while XGBoost trains."""
+
+    def __init__(self, report: Callable[[int, float], None]) -> None:
         self.report = report
 
     def after_iteration(self, model: Any, epoch: int, evals_log: dict[str, Any]) -> bool:
-        self.report(epoch + 1, float(evals_log["validation_0"]["auc"][-1]))
+        if evals_log:
+            validation = list(evals_log.values())[-1]
+            self.report(epoch + 1, float(list(validation.values())[-1][-1]))
         return False
 
 
-def xgboost_objective(spec: ModelSpec, split: Split, device: str) -> Objective:
-    """Trials of ``spec`` as the XGBoost trainer fits it (same parameters, early stopping on
-    validation log-loss, trees cut at the best round); keys other than the trainer's settings
-    (``min_child_weight``, ``subsample``, ...) go straight to ``XGBClassifier``."""
-    X, y = features_matrix(split.train, _FRAUD.features), labels_vector(split.train, _FRAUD.label)
-    X_val = features_matrix(split.validation, _FRAUD.features)
-    y_val = labels_vector(split.validation, _FRAUD.label)
+def _report_live_rounds(trainer: Any, task: str, report: Callable[[int, float], None]) -> bool:
+    """Give a built-in XGBoost trainer a round callback (binary and regression, fitted by the
+    sklearn estimator, which takes ``callbacks``); True when it took it. Otherwise the trainer's
+    ``progress`` hook reports, which XGBoost calls only after the last round."""
+    from fti.models.trainers.xgboost import XGBoostTrainer
+
+    booster = getattr(trainer, "booster", None)
+    if type(trainer) is not XGBoostTrainer or task == "multiclass" or not isinstance(
+            booster, dict):
+        return False
+    trainer.booster = booster | {"callbacks": [_RoundReport(report)]}
+    return True
+
+
+def _validation_loss(losses: Mapping[str, float]) -> float | None:
+    for name, value in losses.items():
+        if name.startswith("val"):
+            return float(value)
+    return None
+
+
+def check_scorable(target: SearchTarget) -> None:
+    """SearchError when the validation split cannot score ``target.metric``."""
+    rows = target.split.validation.num_rows
+    if rows == 0:
+        raise SearchError(f"{target.name}: the validation split is empty; a search scores "
+                          "trials on it (raise training.validation_fraction)")
+    if target.task == "binary":
+        classes = np.unique(target.inputs.target(target.split.validation))
+        if len(classes) < 2:
+            raise SearchError(
+                f"{target.name}: the validation split ({rows} rows) holds one class only; "
+                f"{target.metric} needs both: use more labels or a larger validation fraction"
+            )
+
+
+def objective_for(target: SearchTarget) -> Objective:
+    """The trial function of ``target``: fit with the trial's overrides, report validation
+    losses, return ``target.metric`` on the validation split."""
+    check_scorable(target)
+    X_val = table_matrix(target.split.validation, target.inputs.features)
+    y_val = target.inputs.target(target.split.validation)
+    sign = 1.0 if target.direction == "minimize" else -1.0  # losses are better when lower
 
     def objective(params: dict[str, Any], report: Report) -> float:
-        hp = dict(spec.hyperparameters) | params
-        settings = TrainingSettings(**{k: hp[k] for k in _SETTINGS_KEYS if k in hp})
-        extra = {k: v for k, v in hp.items() if k not in _SETTINGS_KEYS}
-        kwargs = xgboost_params(split, settings, xgboost_device(device), _FRAUD) | extra
-        kwargs["eval_metric"] = ["auc", "logloss"]  # the last one drives early stopping
-        classifier = xgb.XGBClassifier(**kwargs, callbacks=[_RoundReport(report)])
-        classifier.fit(X, y, eval_set=[(X_val, y_val)], verbose=False)
-        booster = classifier.get_booster()[: classifier.best_iteration + 1]
-        return roc_auc(y_val, np.asarray(booster.inplace_predict(X_val)))
+        def loss(step: int, value: float) -> None:
+            report(step, sign * value)
 
-    return objective
+        def epoch(step: int, losses: dict[str, float]) -> None:
+            value = _validation_loss(losses)
+            if value is not None and math.isfinite(value):
+                loss(step, value)
 
-
-def mlp_objective(spec: ModelSpec, split: Split, device: str) -> Objective:
-    """Trials of ``spec`` fitted by `MLPTrainer` in a temporary directory; the trainer's
-    per-epoch ``progress`` hook reports the negated validation loss."""
-    from fti.models.trainers import trainer_for  # imports torch only when an MLP is searched
-
-    X_val = features_matrix(split.validation, _FRAUD.features)
-    y_val = labels_vector(split.validation, _FRAUD.label)
-
-    def objective(params: dict[str, Any], report: Report) -> float:
-        trainer = trainer_for("mlp", _FRAUD, dict(spec.hyperparameters) | params)
+        trainer = trainer_for(target.kind, target.inputs, dict(target.params) | params)
+        live = _report_live_rounds(trainer, target.task, loss)
         with tempfile.TemporaryDirectory(prefix="fti-hpo-") as workdir:
-            trainer.fit(split, _FRAUD, device, Path(workdir),
-                        lambda n, loss: report(n, -loss["val_loss"]))
-            scores = trainer.load(Path(workdir)).predict(X_val)
-        return roc_auc(y_val, np.asarray(scores, dtype=np.float64))
+            trainer.fit(target.split, target.inputs, target.device, Path(workdir),
+                        None if live else epoch)
+            scores = load_artifacts(Path(workdir), target.kind).predict(X_val)
+        metrics = evaluate(target.task, y_val, scores, target.threshold, target.inputs.classes)
+        value = metrics.get(target.metric)
+        if not isinstance(value, int | float) or not math.isfinite(value):
+            raise SearchError(f"{target.name}: {target.metric} on the validation split is "
+                              f"{value!r} for {params}")
+        return float(value)
 
     return objective
-
-
-_OBJECTIVES = {"xgboost": xgboost_objective, "mlp": mlp_objective}
-
-
-def objective_for(spec: ModelSpec, split: Split) -> Objective:
-    """The trial function of ``spec`` on ``split`` (SearchError if validation has one class)."""
-    space_for(spec.kind)
-    y_val = labels_vector(split.validation, _FRAUD.label)
-    if len(np.unique(y_val)) < 2:
-        raise SearchError(
-            f"the validation split ({len(y_val)} rows) needs both classes to score ROC AUC; "
-            "use more labels or a larger validation fraction"
-        )
-    return _OBJECTIVES[spec.kind](spec, split, select_device(spec.device))
 
 
 @dataclass(frozen=True)
 class SearchResult:
-    """The best overrides of ``spec.hyperparameters``, their validation ROC AUC, every trial
+    """The best overrides of the model's params, their validation metric, every trial
     (``number``, ``params``, ``value``: None unless complete, ``state``, ``steps`` reported),
     how many were pruned, and the wall time."""
 
@@ -242,8 +345,7 @@ def _row(trial: optuna.trial.FrozenTrial, space: Sequence[Dimension]) -> dict[st
 
 
 def search(
-    spec: ModelSpec,
-    split: Split,
+    target: SearchTarget,
     n_trials: int = 20,
     timeout_s: float | None = None,
     seed: int = 0,
@@ -253,10 +355,12 @@ def search(
     pruner: str | optuna.pruners.BasePruner = "median",
     space: Sequence[Dimension] | None = None,
 ) -> SearchResult:
-    """Tune ``spec`` on ``split`` for ``n_trials`` trials or ``timeout_s`` seconds, whichever
-    ends first; one trial at a time, so a seed gives the same trials every run."""
-    dims = tuple(space or space_for(spec.kind))
-    objective = objective_for(spec, split)
+    """Tune ``target`` for ``n_trials`` trials or ``timeout_s`` seconds, whichever ends first;
+    one trial at a time, so a seed gives the same trials every run. ``space`` defaults to the
+    kind's (`space_for`) without the target's fixed hyperparameters."""
+    dims = tuple(space) if space is not None else space_for(target.kind, target.fixed)
+    objective = objective_for(target)
+    sampler_ = make_sampler(sampler, seed)
 
     def run(trial: optuna.Trial) -> float:
         def report(step: int, value: float) -> None:
@@ -276,7 +380,7 @@ def search(
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # we log one line per trial ourselves
     try:
         study = optuna.create_study(
-            direction="maximize", sampler=make_sampler(sampler, seed), pruner=make_pruner(pruner)
+            direction=target.direction, sampler=sampler_, pruner=make_pruner(pruner)
         )
         study.optimize(run, n_trials=n_trials, timeout=timeout_s, n_jobs=1, callbacks=[finished])
     finally:
@@ -285,8 +389,8 @@ def search(
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not complete:
         raise SearchError(
-            f"no trial of {spec.name} completed ({len(trials)} ran, all pruned or failed); "
-            "raise n_trials or timeout_s, or use a gentler pruner"
+            f"no trial of {target.name} completed ({len(trials)} ran, all pruned or failed); "
+            "raise the trials or the timeout, or use a gentler pruner"
         )
     return SearchResult(
         best_params=decode_params(dims, study.best_trial.params),

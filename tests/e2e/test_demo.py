@@ -17,7 +17,8 @@ def test_demo_closes_the_loop(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FTI_")}
     env["FTI_DATA_DIR"] = str(tmp_path / "data")
     result = subprocess.run(
-        [sys.executable, "-m", "fti", "demo"],
+        [sys.executable, "-m", "fti", "demo", "--project",
+         str(Path(__file__).resolve().parents[2] / "examples" / "fraud")],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=400,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
