@@ -1,32 +1,43 @@
-"""Versioned training datasets: offline store -> feature view -> split -> Parquet + a record.
+"""Versioned training datasets of a declared model: its view's rows -> split -> Parquet + record.
 
-``create_dataset`` reads both offline tables at one Lance version each, joins them through a
-feature view, splits the rows, writes ``<data_dir>/datasets/<N>/{train,validation,test}.parquet``
-and records version N (``<data_dir>/datasets/<N>.json``: view, table versions, split kind,
-fractions or ranges, gap, seed, row counts, sha256 per split). ``read_dataset`` rebuilds the
-rows from the recorded Lance versions, not from the Parquet files, so ``dataset_hash`` proves
-the dataset can be reproduced after the offline store has grown.
+``create_dataset`` reads the model's feature view at the latest version of each offline table
+(`read_view_at`), keeps the rows the model learns from (`model_table`: labelled rows whose event
+is materialized), splits them (`fti.features.splits`: by the label's ``event_time``, at random,
+or stratified on the model's label), writes ``<data_dir>/datasets/<N>/{train,validation,
+test}.parquet`` and records version N (``<data_dir>/datasets/<N>.json``: view, model, table
+versions, split kind, fractions or ranges, gap, seed, row counts, sha256 per split).
+``read_dataset`` rebuilds the rows from the recorded table versions, not from the Parquet files,
+so ``dataset_hash`` proves the dataset can be reproduced after the offline store has grown. The
+training job's records (`build_model_dataset`) share the folder and are rebuilt the same way.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from fti.connectors.offline.store import LanceOfflineStore
-from fti.features.definitions import FEATURES_TABLE, LABELS_TABLE
-from fti.features.errors import FeatureViewError, SplitError, TrainingDataError
+from fti.features.dataset_records import (
+    DatasetRecord,
+    Split,
+    dataset_versions,
+    load_dataset_record,
+    rows_sha256,
+    save_dataset_version,
+)
+from fti.features.errors import DefinitionError, SplitError, TrainingDataError
+from fti.features.project.datasets import build_model_dataset, dataset_record, read_model_rows
+from fti.features.project.model import Model
 from fti.features.splits import (
     SPLIT_NAMES,
+    TIME_COLUMN,
     TimeRange,
     check_fractions,
     random_split,
@@ -34,51 +45,18 @@ from fti.features.splits import (
     time_range_split,
     time_split,
 )
-from fti.features.training_data import (
-    VIEW_NAME,
-    DatasetRecord,
-    OfflineSnapshot,
-    Split,
-    build_dataset,
-    dataset_versions,
-    load_dataset_record,
-    point_in_time_join,
-    read_offline,
-    rows_sha256,
-    save_dataset_version,
-    split_stats,
-)
 from fti.settings import Settings, TrainingSettings
+
+if TYPE_CHECKING:
+    from fti.features.project.loader import Project
 
 logger = logging.getLogger(__name__)
 
-View = Callable[[pa.Table, pa.Table], pa.Table]
-#: Feature views by name: (offline features, offline labels) -> one training row per label.
 SPLIT_KINDS = ("time", "random", "stratified")
+#: Tasks whose label is a class: the ones a stratified split applies to.
+CLASSIFICATION_TASKS = ("binary", "multiclass", "preference")
 #: What create_dataset reports to ``on_step``, in order (for a progress bar).
-CREATE_STEPS = ("read offline store", "join feature view", "split", "write parquet", "record")
-
-
-def feature_view(name: str) -> View:
-    """The point-in-time join of the declared feature view ``name`` (`fti.features.fraud.CATALOG`),
-    with the view's lookback as TTL; FeatureViewError listing the known views if there is none.
-
-    >>> feature_view("fraud_v1")(*_empty_tables()).num_rows
-    0
-    """
-    from fti.features.fraud import CATALOG
-
-    known = sorted({v.name for v in CATALOG.views()})
-    if name not in known:
-        raise FeatureViewError(f"unknown feature view {name!r}; known views: {', '.join(known)}")
-    lookback = CATALOG.view(name).lookback
-    return functools.partial(point_in_time_join, ttl=lookback)
-
-
-def _empty_tables() -> tuple[pa.Table, pa.Table]:
-    from fti.features.definitions import FEATURES_SCHEMA, LABELS_SCHEMA
-
-    return FEATURES_SCHEMA.empty_table(), LABELS_SCHEMA.empty_table()
+CREATE_STEPS = ("read view", "split", "write parquet", "record")
 
 
 def datasets_dir(settings: Settings) -> Path:
@@ -91,9 +69,22 @@ def dataset_files(settings: Settings, n: int) -> dict[str, Path]:
     return {name: datasets_dir(settings) / str(n) / f"{name}.parquet" for name in SPLIT_NAMES}
 
 
+def project_model(project: Project, name: str | None = None) -> Model:
+    """The project's model ``name`` (the only one when None); DefinitionError naming the
+    declared ones otherwise."""
+    if name is None and len(project.models) == 1:
+        return next(iter(project.models.values()))
+    model = project.models.get(name) if name is not None else None
+    if model is None:
+        declared = ", ".join(sorted(project.models)) or "none"
+        what = "name one with --model" if name is None else f"unknown model {name!r}"
+        raise DefinitionError(f"{what}; the project in {project.directory} declares {declared}")
+    return model
+
+
 def create_dataset(
     settings: Settings,
-    view: str = VIEW_NAME,
+    model: Model,
     split: str = "time",
     fractions: tuple[float, float, float] = (0.65, 0.15, 0.2),
     seed: int = 42,
@@ -101,26 +92,28 @@ def create_dataset(
     ranges: Mapping[str, TimeRange] | None = None,
     on_step: Callable[[str], None] | None = None,
 ) -> int:
-    """Build, write and record a dataset version from the offline store; return its number N.
+    """Build, write and record a dataset version of ``model``'s view; return its number N.
 
-    ``split`` is "time" (by label time, optionally ``gap`` apart, or by explicit ``ranges`` of
-    label time for "train", "validation" and "test"), "random" or "stratified" (by is_fraud).
-    ``on_step`` is called with each name of ``CREATE_STEPS`` as that step finishes.
+    ``split`` is "time" (by the label's event time, optionally ``gap`` apart, or by explicit
+    ``ranges`` of it for "train", "validation" and "test"), "random" or "stratified" (on the
+    model's label; classification tasks only). ``on_step`` is called with each name of
+    ``CREATE_STEPS`` as that step finishes.
     """
-    join = feature_view(view)
-    spec = _split_spec(split, fractions, gap, ranges)
+    spec = _split_spec(model, split, fractions, gap, ranges)
     step = on_step or (lambda name: None)
-    snapshot = _read_labelled(settings.offline_location)
+    table, read = read_model_rows(model, str(settings.offline_location))
+    if table.num_rows == 0:
+        raise TrainingDataError(
+            f"model {model.name}: no labelled rows of view {model.view.name} in "
+            f"{settings.offline_location} (tables {_versions_text(read)}); a label counts once "
+            "its event is materialized: run `fti materialize` or `fti backfill` first")
     step(CREATE_STEPS[0])
-    joined = join(snapshot.features, snapshot.labels)
-    if joined.num_rows == 0:
-        raise _no_labelled_rows(settings.offline_dir)
+    parts = apply_split(table, split, seed=seed, label=model.label_column(), **spec)
     step(CREATE_STEPS[1])
-    parts = apply_split(joined, split, seed=seed, **spec)
-    step(CREATE_STEPS[2])
-    record = _record(view, snapshot, split, seed, spec, parts)
+    record = dataset_record(model, read, parts, kind=split, seed=seed, **spec)
     number = _write(settings, record, parts, step)
-    logger.info("dataset %d: %s", number, {k: v.rows for k, v in record.splits.items()})
+    logger.info("dataset %d of model %s: %s", number, model.name,
+                {k: v.rows for k, v in record.splits.items()})
     return number
 
 
@@ -132,23 +125,55 @@ def apply_split(
     seed: int = 42,
     gap: timedelta | None = None,
     ranges: Mapping[str, TimeRange] | None = None,
+    label: str | None = None,
+    time_column: str = TIME_COLUMN,
 ) -> Split:
-    """Split ``table`` as a dataset record describes: by kind, fractions or ranges, gap, seed."""
+    """Split ``table`` as a dataset record describes: by kind, fractions or ranges, gap, seed;
+    time splits on ``time_column``, stratified ones on the class column ``label``."""
     if ranges is not None:
-        return time_range_split(table, ranges["train"], ranges["validation"], ranges["test"])
-    assert fractions is not None
+        return time_range_split(table, ranges["train"], ranges["validation"], ranges["test"],
+                                time_column=time_column)
+    if fractions is None:
+        raise SplitError("a split needs fractions (train, validation, test) or time ranges")
     if kind == "time":
-        return time_split(table, fractions, gap)
+        return time_split(table, fractions, gap, time_column=time_column)
     if kind == "random":
         return random_split(table, fractions, seed)
     if kind == "stratified":
-        return stratified_split(table, fractions, seed)
+        if label is None:
+            raise SplitError("a stratified split needs the label column to stratify on")
+        return stratified_split(table, fractions, seed, label)
     raise SplitError(f"split must be one of {', '.join(SPLIT_KINDS)}, got {kind!r}")
 
 
-def read_dataset(settings: Settings, n: int) -> Split:
-    """Dataset ``n``'s rows, rebuilt from the offline store at the recorded Lance versions."""
+def record_model(project: Project, record: DatasetRecord) -> Model:
+    """The project's model that rebuilds ``record``'s rows: the recorded model, else (a record
+    without one) a model of the recorded view, as any model of a view selects the same rows."""
+    if record.model is not None:
+        model = project.models.get(record.model)
+        if model is None:
+            raise TrainingDataError(
+                f"the dataset was built for model {record.model}, which the project in "
+                f"{project.directory} does not declare "
+                f"({', '.join(sorted(project.models)) or 'no models'})")
+        if model.view.name != record.view:
+            raise TrainingDataError(
+                f"the dataset was built from view {record.view}; model {model.name} now "
+                f"learns view {model.view.name}, so its rows cannot be rebuilt")
+        return model
+    of_view = sorted((m for m in project.models.values() if m.view.name == record.view),
+                     key=lambda m: m.name)
+    if not of_view:
+        raise TrainingDataError(f"the dataset was built from view {record.view}, which no "
+                                f"model of the project in {project.directory} learns")
+    return of_view[0]
+
+
+def read_dataset(settings: Settings, project: Project, n: int) -> Split:
+    """Dataset ``n``'s rows, rebuilt from the offline tables at the recorded versions."""
     record = load_dataset_record(datasets_dir(settings), n)
+    model = record_model(project, record)
+    location = str(settings.offline_location)
     if record.fractions is None and record.ranges is None:  # recorded by the training job
         training = TrainingSettings(
             window_labels=record.window_labels,
@@ -156,22 +181,15 @@ def read_dataset(settings: Settings, n: int) -> Split:
             test_fraction=record.test_fraction,
             seed=record.seed,
         )
-        return build_dataset(settings.offline_location, training, record.table_versions).split
-    snapshot = read_offline(settings.offline_location, record.table_versions)
-    joined = feature_view(record.view)(snapshot.features, snapshot.labels)
-    return apply_split(
-        joined,
-        record.split,
-        fractions=record.fractions,
-        seed=record.seed,
-        gap=record.gap,
-        ranges=record.ranges,
-    )
+        return build_model_dataset(model, location, training, record.table_versions).split
+    table, _ = read_model_rows(model, location, record.table_versions, record.window_labels)
+    return apply_split(table, record.split, fractions=record.fractions, seed=record.seed,
+                       gap=record.gap, ranges=record.ranges, label=model.label_column())
 
 
-def dataset_hash(settings: Settings, n: int) -> str:
+def dataset_hash(settings: Settings, project: Project, n: int) -> str:
     """sha256 of dataset ``n``'s re-read rows (all splits); equals its record's rows_sha256."""
-    return rows_sha256(pa.concat_tables(read_dataset(settings, n).parts().values()))
+    return rows_sha256(pa.concat_tables(read_dataset(settings, project, n).parts().values()))
 
 
 def list_datasets(settings: Settings) -> dict[int, DatasetRecord]:
@@ -181,6 +199,7 @@ def list_datasets(settings: Settings) -> dict[int, DatasetRecord]:
 
 
 def _split_spec(
+    model: Model,
     kind: str,
     fractions: tuple[float, float, float],
     gap: timedelta | None,
@@ -189,6 +208,11 @@ def _split_spec(
     """Check the split arguments before any data is read; the keywords of ``apply_split``."""
     if kind not in SPLIT_KINDS:
         raise SplitError(f"split must be one of {', '.join(SPLIT_KINDS)}, got {kind!r}")
+    if kind == "stratified" and model.task not in CLASSIFICATION_TASKS:
+        raise SplitError(
+            f"model {model.name} is a {model.task} model: a stratified split keeps each class's "
+            f"share of {model.label_column()} and needs a classification task "
+            f"({', '.join(CLASSIFICATION_TASKS)}); use a time or random split")
     if gap is not None and kind != "time":
         raise SplitError(f"a gap applies to time splits only, not to a {kind} split")
     if ranges is None:
@@ -201,45 +225,8 @@ def _split_spec(
     return {"ranges": {name: tuple(ranges[name]) for name in SPLIT_NAMES}}
 
 
-def _read_labelled(offline_dir: Path | str) -> OfflineSnapshot:
-    """Both offline tables, latest versions pinned; TrainingDataError if nothing is labelled."""
-    if "://" not in str(offline_dir) and not Path(offline_dir).is_dir():
-        raise _no_labelled_rows(offline_dir)
-    tables = LanceOfflineStore(offline_dir).table_names()
-    if not {FEATURES_TABLE, LABELS_TABLE} <= set(tables):
-        raise _no_labelled_rows(offline_dir)
-    return read_offline(offline_dir)
-
-
-def _no_labelled_rows(offline_dir: Path | str) -> TrainingDataError:
-    return TrainingDataError(
-        f"no labelled rows in {offline_dir}; run the feature flow / fti demo first"
-    )
-
-
-def _record(
-    view: str, snapshot: OfflineSnapshot, kind: str, seed: int, spec: dict[str, Any], parts: Split
-) -> DatasetRecord:
-    tables = parts.parts()
-    rows = sum(t.num_rows for t in tables.values())
-    fractions = spec.get("fractions")
-    if fractions is None:  # time ranges: record the fractions they produced
-        fractions = tuple(t.num_rows / rows for t in tables.values())
-    return DatasetRecord(
-        view=view,
-        table_versions=snapshot.table_versions,
-        split=kind,
-        validation_fraction=fractions[1],
-        test_fraction=fractions[2],
-        window_labels=0,
-        seed=seed,
-        rows=rows,
-        rows_sha256=rows_sha256(pa.concat_tables(tables.values())),
-        splits={name: split_stats(table) for name, table in tables.items()},
-        fractions=spec.get("fractions"),
-        gap=spec.get("gap"),
-        ranges=spec.get("ranges"),
-    )
+def _versions_text(versions: Mapping[str, int]) -> str:
+    return " ".join(f"{name}@{v}" for name, v in sorted(versions.items()))
 
 
 def _write(
@@ -252,7 +239,7 @@ def _write(
     try:
         for name, table in parts.parts().items():
             pq.write_table(table, staging / f"{name}.parquet")
-        step(CREATE_STEPS[3])
+        step(CREATE_STEPS[2])
         number = save_dataset_version(folder, record)
         target = folder / str(number)
         if target.exists():  # left behind by a record deleted by hand; keep it, out of the way
@@ -260,7 +247,7 @@ def _write(
             logger.warning("%s has no record; moving it to %s", target, aside)
             target.rename(aside)
         staging.rename(target)
-        step(CREATE_STEPS[4])
+        step(CREATE_STEPS[3])
         return number
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -1,16 +1,20 @@
-"""Train / validation / test splits of a training table: random, by time, by time range, stratified.
+"""Train / validation / test splits of a table: random, by time, by time range, stratified.
 
-Every function returns a ``Split`` (features/training_data.py) and is deterministic for a given
+Every function returns a ``Split`` (features/dataset_records.py) and is deterministic for a given
 table and seed. Fractions are ``(train, validation, test)``, each > 0, summing to 1; split sizes
 are rounded by largest remainder so they add up to the number of rows, and a split that would be
 empty is an error rather than a silent degenerate dataset. Random and stratified splits keep the
-input's row order within each part; time splits return rows in label-time order.
+input's row order within each part; time splits return rows in time order (rows of equal time in
+the input's order). Time splits read the column ``time_column`` (default ``event_time``);
+stratified splits the class column ``label``, which the caller names.
 
 >>> import pyarrow as pa
->>> t = pa.table({"label_time": list(range(10)), "is_fraud": [0, 1] * 5})
+>>> t = pa.table({"event_time": list(range(10)), "y": [0, 1] * 5})
 >>> s = random_split(t, (0.6, 0.2, 0.2), seed=1)
 >>> [p.num_rows for p in s.parts().values()]
 [6, 2, 2]
+>>> [p["event_time"].to_pylist() for p in time_split(t, (0.6, 0.2, 0.2)).parts().values()]
+[[0, 1, 2, 3, 4, 5], [6, 7], [8, 9]]
 """
 
 from __future__ import annotations
@@ -23,13 +27,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from fti.features.dataset_records import Split
 from fti.features.errors import SplitError
-from fti.features.training_data import Split, sort_by_label_time
 
 Fractions = tuple[float, float, float]
 TimeRange = tuple[datetime | None, datetime | None]
 SPLIT_NAMES: tuple[str, str, str] = ("train", "validation", "test")
-TIME_COLUMN = "label_time"
+#: The column time splits order by, unless told otherwise.
+TIME_COLUMN = "event_time"
 
 
 def check_fractions(fractions: Sequence[float]) -> Fractions:
@@ -53,11 +58,16 @@ def check_fractions(fractions: Sequence[float]) -> Fractions:
     return values  # type: ignore[return-value]
 
 
-def split_sizes(rows: int, fractions: Sequence[float]) -> tuple[int, int, int]:
+def split_sizes(rows: int, fractions: Sequence[float], *,
+                allow_empty: bool = False) -> tuple[int, int, int]:
     """Rows per split: ``rows * fraction`` rounded by largest remainder (ties to the earlier).
+
+    A split that would be empty is refused, unless ``allow_empty`` (the caller checks).
 
     >>> split_sizes(10, (0.65, 0.15, 0.2))
     (7, 1, 2)
+    >>> split_sizes(3, (0.65, 0.15, 0.2), allow_empty=True)
+    (2, 0, 1)
     """
     values = check_fractions(fractions)
     exact = [rows * f for f in values]
@@ -66,7 +76,7 @@ def split_sizes(rows: int, fractions: Sequence[float]) -> tuple[int, int, int]:
     for i in by_remainder[: rows - sum(sizes)]:
         sizes[i] += 1
     for name, size, fraction in zip(SPLIT_NAMES, sizes, values, strict=True):
-        if size == 0:
+        if size == 0 and not allow_empty:
             raise SplitError(f"the {name} split would be empty: {rows} rows x {fraction} rounds to "
                              f"0; use more rows or a larger {name} fraction")
     return sizes[0], sizes[1], sizes[2]
@@ -85,39 +95,56 @@ def random_split(table: pa.Table, fractions: Sequence[float], seed: int) -> Spli
     return _take_parts(table, np.split(order, cuts))
 
 
-def time_split(table: pa.Table, fractions: Sequence[float], gap: timedelta | None = None) -> Split:
+def time_split(table: pa.Table, fractions: Sequence[float], gap: timedelta | None = None, *,
+               time_column: str = TIME_COLUMN, allow_empty: bool = False) -> Split:
     """Oldest rows train, then validation, newest test; ``gap`` keeps splits apart in time.
 
-    With a gap, validation rows whose label_time is less than ``gap`` after the last training
-    row, and test rows less than ``gap`` after the last validation row, are dropped: no
-    evaluation row is closer than ``gap`` to the rows before it.
+    Rows are ordered by ``time_column`` (rows of equal time keep the input's order). With a
+    gap, validation rows whose time is less than ``gap`` after the last training row, and test
+    rows less than ``gap`` after the last validation row, are dropped: no evaluation row is
+    closer than ``gap`` to the rows before it. ``allow_empty`` returns a split that would be
+    empty instead of refusing it (for a caller that checks the split itself).
 
     >>> from datetime import UTC, datetime, timedelta
     >>> t0 = datetime(2026, 1, 1, tzinfo=UTC)
-    >>> t = pa.table({"label_time": [t0 + timedelta(minutes=m) for m in range(10)]})
+    >>> t = pa.table({"event_time": [t0 + timedelta(minutes=m) for m in range(10)]})
     >>> [p.num_rows for p in time_split(t, (0.6, 0.2, 0.2), timedelta(minutes=2)).parts().values()]
     [6, 1, 1]
     """
     gap = gap or timedelta(0)
     if gap < timedelta(0):
         raise SplitError(f"the gap between splits must be >= 0, got {gap}")
-    ordered = sort_by_label_time(table)
-    n_train, n_validation, _ = split_sizes(ordered.num_rows, fractions)
+    ordered = sort_by_time(table, time_column)
+    n_train, n_validation, _ = split_sizes(ordered.num_rows, fractions, allow_empty=allow_empty)
     train = ordered.slice(0, n_train)
-    validation = _after(ordered.slice(n_train, n_validation), train, gap, "validation")
-    test = _after(ordered.slice(n_train + n_validation), validation, gap, "test")
+    validation = _after(ordered.slice(n_train, n_validation), train, gap, "validation",
+                        time_column)
+    test = _after(ordered.slice(n_train + n_validation), validation, gap, "test", time_column)
     return Split(train=train, validation=validation, test=test)
 
 
-def _after(part: pa.Table, before: pa.Table, gap: timedelta, name: str) -> pa.Table:
+def sort_by_time(table: pa.Table, time_column: str = TIME_COLUMN) -> pa.Table:
+    """``table`` ordered by ``time_column``, rows of equal time in their input order.
+
+    >>> sort_by_time(pa.table({"event_time": [2, 1, 2], "k": ["b", "a", "c"]}))["k"].to_pylist()
+    ['a', 'b', 'c']
+    """
+    if time_column not in table.column_names:
+        raise SplitError(f"no column {time_column!r} to split by time; columns are "
+                         f"{table.column_names}")
+    return table.sort_by([(time_column, "ascending")])  # a stable sort
+
+
+def _after(part: pa.Table, before: pa.Table, gap: timedelta, name: str,
+           time_column: str) -> pa.Table:
     """``part`` (sorted) without its rows closer than ``gap`` to the end of ``before``."""
-    if not gap:
+    if not gap or part.num_rows == 0 or before.num_rows == 0:
         return part
-    if not pa.types.is_timestamp(part.schema.field(TIME_COLUMN).type):
-        raise SplitError(f"a gap needs {TIME_COLUMN} to be a timestamp, got "
-                         f"{part.schema.field(TIME_COLUMN).type}")
-    end = pc.max(before[TIME_COLUMN]).as_py()
-    too_close = pc.less(part[TIME_COLUMN], pa.scalar(end + gap, part[TIME_COLUMN].type))
+    kind = part.schema.field(time_column).type
+    if not pa.types.is_timestamp(kind):
+        raise SplitError(f"a gap needs {time_column} to be a timestamp, got {kind}")
+    end = pc.max(before[time_column]).as_py()
+    too_close = pc.less(part[time_column], pa.scalar(end + gap, kind))
     kept = part.slice(int(pc.sum(too_close).as_py() or 0))
     if kept.num_rows == 0:
         raise SplitError(f"the {name} split is empty once rows within the gap of {gap} after "
@@ -126,15 +153,15 @@ def _after(part: pa.Table, before: pa.Table, gap: timedelta, name: str) -> pa.Ta
 
 
 def time_range_split(
-    table: pa.Table, train: TimeRange, validation: TimeRange, test: TimeRange
+    table: pa.Table, train: TimeRange, validation: TimeRange, test: TimeRange, *,
+    time_column: str = TIME_COLUMN,
 ) -> Split:
-    """Rows whose label_time is in ``[start, end)`` of each range (None: open); others dropped.
-
-    Ranges must not overlap and need time zones.
+    """Rows whose ``time_column`` is in ``[start, end)`` of each range (None: open); others
+    dropped. Ranges must not overlap and need time zones.
 
     >>> from datetime import UTC, datetime
     >>> day = lambda d: datetime(2026, 1, d, tzinfo=UTC)
-    >>> t = pa.table({"label_time": [day(d) for d in range(1, 11)]})
+    >>> t = pa.table({"event_time": [day(d) for d in range(1, 11)]})
     >>> s = time_range_split(t, (None, day(6)), (day(6), day(8)), (day(9), None))
     >>> [p.num_rows for p in s.parts().values()]
     [5, 2, 2]
@@ -148,8 +175,8 @@ def time_range_split(
         if start is not None and end is not None and start >= end:
             raise SplitError(f"the {name} range must start before it ends, got {_show(start, end)}")
     _refuse_overlaps(ranges)
-    ordered = sort_by_label_time(table)
-    times = ordered[TIME_COLUMN]
+    ordered = sort_by_time(table, time_column)
+    times = ordered[time_column]
     parts = []
     for name, (start, end) in ranges.items():
         keep = pa.array(np.ones(ordered.num_rows, dtype=bool))
@@ -161,7 +188,7 @@ def time_range_split(
         if part.num_rows == 0:
             span = _show(pc.min(times).as_py(), pc.max(times).as_py())
             raise SplitError(f"the {name} range {_show(start, end)} holds no rows "
-                             f"(label times span {span})")
+                             f"({time_column} spans {span})")
         parts.append(part)
     return Split(train=parts[0], validation=parts[1], test=parts[2])
 
@@ -186,16 +213,17 @@ def _show(start: datetime | None, end: datetime | None) -> str:
 
 
 def stratified_split(
-    table: pa.Table, fractions: Sequence[float], seed: int, label: str = "is_fraud"
+    table: pa.Table, fractions: Sequence[float], seed: int, label: str
 ) -> Split:
     """A random split that keeps each class's share of every split within one row of exact.
 
-    For class c and split s, the split gets ``rows_c * rows_s / rows`` of that class rounded
-    down or up (nulls in ``label`` are a class of their own).
+    ``label`` is the class column. For class c and split s, the split gets
+    ``rows_c * rows_s / rows`` of that class rounded down or up (nulls in ``label`` are a
+    class of their own).
 
-    >>> t = pa.table({"is_fraud": [1] * 10 + [0] * 90})
-    >>> s = stratified_split(t, (0.7, 0.15, 0.15), seed=3)
-    >>> [(p.num_rows, pc.sum(p["is_fraud"]).as_py()) for p in s.parts().values()]
+    >>> t = pa.table({"y": [1] * 10 + [0] * 90})
+    >>> s = stratified_split(t, (0.7, 0.15, 0.15), seed=3, label="y")
+    >>> [(p.num_rows, pc.sum(p["y"]).as_py()) for p in s.parts().values()]
     [(70, 7), (15, 2), (15, 1)]
     """
     if label not in table.column_names:

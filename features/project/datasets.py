@@ -1,29 +1,34 @@
-"""Versioned training datasets of a declared model: its view's point-in-time rows, the
-newest `window_labels` of them, split by the label's event time (oldest train, then
-validation, newest test), recorded with the offline table versions they were read at.
+"""Versioned training datasets of a declared model: its view's point-in-time rows
+(`model_table`: labelled rows whose event is materialized), recorded with the offline table
+versions they were read at, the split and the sha256 of the rows.
 
-Reading the recorded versions again (`build_model_dataset(..., versions=record.table_versions)`)
-rebuilds the same rows, which the record's `rows_sha256` proves.
+The training job (`build_model_dataset`) keeps the newest `window_labels` rows and splits
+them by the label's event time (oldest train, then validation, newest test) with the same
+split code as `fti dataset` (`fti.features.splits`). Reading the recorded versions again
+(`build_model_dataset(..., versions=record.table_versions)`) rebuilds the same rows, which
+the record's `rows_sha256` proves.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fti.features.errors import TrainingDataError
-from fti.features.project.model import Model
-from fti.features.project.tables import EVENT_TIME
-from fti.features.project.training import read_view_at
-from fti.features.training_data import (
+from fti.features.dataset_records import (
     DatasetRecord,
     Split,
     SplitStats,
     TrainingDataset,
     rows_sha256,
 )
+from fti.features.errors import TrainingDataError
+from fti.features.project.model import Model
+from fti.features.project.tables import EVENT_TIME
+from fti.features.project.training import read_view_at
+from fti.features.splits import time_split
 from fti.settings import TrainingSettings
 
 #: Fewest train rows a model is trained on.
@@ -66,16 +71,6 @@ def _any_valid(table: pa.Table, columns: list[str]) -> pa.ChunkedArray:
     return found
 
 
-def split_by_time(table: pa.Table, validation_fraction: float, test_fraction: float) -> Split:
-    """Oldest rows train, then validation, newest test (`table` is in time order)."""
-    n = table.num_rows
-    n_test = round(n * test_fraction)
-    n_validation = round(n * validation_fraction)
-    n_train = max(0, n - n_test - n_validation)
-    return Split(train=table.slice(0, n_train), validation=table.slice(n_train, n_validation),
-                 test=table.slice(n_train + n_validation))
-
-
 def split_stats(model: Model, table: pa.Table) -> SplitStats:
     """Rows, positives (binary tasks; else 0), time range and row hash of one split."""
     label = table[model.label_column()]
@@ -88,22 +83,58 @@ def split_stats(model: Model, table: pa.Table) -> SplitStats:
                       rows_sha256=rows_sha256(table))
 
 
+def read_model_rows(model: Model, offline_location: str,
+                    versions: Mapping[str, int] | None = None,
+                    window_labels: int = 0) -> tuple[pa.Table, dict[str, int]]:
+    """The model's rows (`model_table` of its view read at `versions`, default: latest), the
+    newest `window_labels` of them (0: all), and the version read of each offline table."""
+    if window_labels < 0:
+        raise TrainingDataError(f"window_labels must be >= 0 (0: all rows), got {window_labels}")
+    view_table, read = read_view_at(model.view, offline_location, versions)
+    table = model_table(model, view_table)
+    if window_labels:
+        table = table.slice(max(0, table.num_rows - window_labels))
+    return table, read
+
+
+def dataset_record(model: Model, table_versions: Mapping[str, int], split: Split, *,
+                   kind: str = "time", seed: int = 42, window_labels: int = 0,
+                   fractions: tuple[float, float, float] | None = None,
+                   validation_fraction: float | None = None,
+                   test_fraction: float | None = None, gap: timedelta | None = None,
+                   ranges: Mapping[str, tuple[datetime | None, datetime | None]] | None = None,
+                   ) -> DatasetRecord:
+    """The record of `split`, a dataset of `model` read at `table_versions`: the split as
+    asked (validation and test fractions default to those of `fractions`, else to the
+    shares the split produced), rows, positives, time range and sha256 per split and in all."""
+    parts = split.parts()
+    rows = sum(t.num_rows for t in parts.values())
+    produced = [t.num_rows / rows if rows else 0.0 for t in parts.values()]
+    shares = fractions or produced
+    return DatasetRecord(
+        view=model.view.name, model=model.name, table_versions=dict(table_versions),
+        split=kind,  # type: ignore[arg-type]
+        validation_fraction=shares[1] if validation_fraction is None else validation_fraction,
+        test_fraction=shares[2] if test_fraction is None else test_fraction,
+        window_labels=window_labels, seed=seed, rows=rows,
+        rows_sha256=rows_sha256(pa.concat_tables(parts.values())),
+        splits={name: split_stats(model, part) for name, part in parts.items()},
+        fractions=fractions, gap=gap or None,
+        ranges=None if ranges is None else {k: tuple(v) for k, v in ranges.items()},
+    )
+
+
 def build_model_dataset(model: Model, offline_location: str, training: TrainingSettings,
                         versions: Mapping[str, int] | None = None) -> TrainingDataset:
     """Read the model's view at `versions` (default: latest), keep the newest
-    `training.window_labels` labelled rows and split them by time."""
-    view_table, read = read_view_at(model.view, offline_location, versions)
-    table = model_table(model, view_table)
-    if training.window_labels:
-        table = table.slice(max(0, table.num_rows - training.window_labels))
-    split = split_by_time(table, training.validation_fraction, training.test_fraction)
-    record = DatasetRecord(
-        view=model.view.name, table_versions=read,
-        validation_fraction=training.validation_fraction, test_fraction=training.test_fraction,
-        window_labels=training.window_labels, seed=training.seed, rows=table.num_rows,
-        rows_sha256=rows_sha256(table),
-        splits={name: split_stats(model, part) for name, part in split.parts().items()},
-    )
+    `training.window_labels` labelled rows and split them by time (`time_split`, a split
+    may be empty: `check_trainable` says so)."""
+    table, read = read_model_rows(model, offline_location, versions, training.window_labels)
+    validation, test = training.validation_fraction, training.test_fraction
+    split = time_split(table, (1 - validation - test, validation, test), allow_empty=True)
+    record = dataset_record(model, read, split, kind="time", seed=training.seed,
+                            window_labels=training.window_labels,
+                            validation_fraction=validation, test_fraction=test)
     return TrainingDataset(split=split, record=record)
 
 

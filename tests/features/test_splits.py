@@ -1,4 +1,5 @@
-"""features/splits.py: sizes, determinism, no overlap, gaps, ranges, class balance, errors."""
+"""features/splits.py on a table of its own (an id, a time, a class): sizes, determinism, no
+overlap, gaps, ranges, class balance, errors."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pyarrow.compute as pc
 import pytest
 
 from fti.errors import FtiError
+from fti.features.dataset_records import Split
 from fti.features.splits import (
     class_allocation,
     random_split,
@@ -18,26 +20,25 @@ from fti.features.splits import (
     time_range_split,
     time_split,
 )
-from fti.features.training_data import Split
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 FRACTIONS = (0.65, 0.15, 0.2)
 
 
-def _table(n: int = 1000, seed: int = 0, fraud_rate: float = 0.07) -> pa.Table:
+def _table(n: int = 1000, seed: int = 0, positive_rate: float = 0.07) -> pa.Table:
     """n labelled rows, one a minute, shuffled, with a unique id per row."""
     rng = np.random.default_rng(seed)
     order = rng.permutation(n)
     return pa.table({
-        "tx_id": [f"tx-{i}" for i in order],
-        "label_time": pa.array([T0 + timedelta(minutes=int(i)) for i in order],
+        "id": [f"row-{i}" for i in order],
+        "event_time": pa.array([T0 + timedelta(minutes=int(i)) for i in order],
                                pa.timestamp("us", tz="UTC")),
-        "is_fraud": pa.array((rng.random(n) < fraud_rate).astype(np.int8)),
+        "y": pa.array((rng.random(n) < positive_rate).astype(np.int8)),
     })
 
 
 def _ids(split: Split) -> list[set[str]]:
-    return [set(part["tx_id"].to_pylist()) for part in split.parts().values()]
+    return [set(part["id"].to_pylist()) for part in split.parts().values()]
 
 
 def _sizes(split: Split) -> list[int]:
@@ -47,7 +48,7 @@ def _sizes(split: Split) -> list[int]:
 def _assert_partition(split: Split, table: pa.Table) -> None:
     train, validation, test = _ids(split)
     assert not (train & validation or train & test or validation & test)
-    assert train | validation | test == set(table["tx_id"].to_pylist())
+    assert train | validation | test == set(table["id"].to_pylist())
 
 
 @pytest.mark.parametrize("n", [3, 7, 10, 101, 1000])
@@ -60,7 +61,7 @@ def test_sizes_add_up_and_round_by_largest_remainder(n: int) -> None:
 
 @pytest.mark.parametrize("split", [
     lambda t, seed: random_split(t, FRACTIONS, seed),
-    lambda t, seed: stratified_split(t, FRACTIONS, seed),
+    lambda t, seed: stratified_split(t, FRACTIONS, seed, "y"),
 ])
 def test_random_kinds_partition_deterministically(split) -> None:  # noqa: ANN001
     table = _table()
@@ -73,25 +74,25 @@ def test_random_kinds_partition_deterministically(split) -> None:  # noqa: ANN00
     assert all(a.equals(b) for a, b in pairs)
 
 
-def test_time_split_orders_by_label_time() -> None:
+def test_time_split_orders_by_time() -> None:
     table = _table()
     split = time_split(table, FRACTIONS)
     _assert_partition(split, table)
     assert _sizes(split) == [650, 150, 200]
-    ends = [(pc.min(p["label_time"]).as_py(), pc.max(p["label_time"]).as_py())
+    ends = [(pc.min(p["event_time"]).as_py(), pc.max(p["event_time"]).as_py())
             for p in split.parts().values()]
     assert ends[0][1] < ends[1][0] and ends[1][1] < ends[2][0]
-    assert split.train["label_time"].to_pylist() == sorted(split.train["label_time"].to_pylist())
+    assert split.train["event_time"].to_pylist() == sorted(split.train["event_time"].to_pylist())
 
 
 def test_time_split_gap_drops_rows_close_to_the_previous_split() -> None:
     table = _table()
     gap = timedelta(minutes=30)
     split = time_split(table, FRACTIONS, gap=gap)
-    train_end = pc.max(split.train["label_time"]).as_py()
-    validation_end = pc.max(split.validation["label_time"]).as_py()
-    assert pc.min(split.validation["label_time"]).as_py() - train_end >= gap
-    assert pc.min(split.test["label_time"]).as_py() - validation_end >= gap
+    train_end = pc.max(split.train["event_time"]).as_py()
+    validation_end = pc.max(split.validation["event_time"]).as_py()
+    assert pc.min(split.validation["event_time"]).as_py() - train_end >= gap
+    assert pc.min(split.test["event_time"]).as_py() - validation_end >= gap
     assert _sizes(split) == [650, 150 - 29, 200 - 29]  # +1..+29 min dropped, +30 min kept
     assert time_split(table, FRACTIONS, gap=timedelta(0)).test.equals(
         time_split(table, FRACTIONS).test)
@@ -109,8 +110,8 @@ def test_time_range_split_keeps_rows_in_each_half_open_range() -> None:
     at = lambda m: T0 + timedelta(minutes=m)  # noqa: E731
     split = time_range_split(table, (None, at(600)), (at(600), at(700)), (at(750), None))
     assert _sizes(split) == [600, 100, 250]
-    assert pc.max(split.validation["label_time"]).as_py() == at(699)
-    assert pc.min(split.test["label_time"]).as_py() == at(750)
+    assert pc.max(split.validation["event_time"]).as_py() == at(699)
+    assert pc.min(split.test["event_time"]).as_py() == at(750)
 
 
 @pytest.mark.parametrize("ranges, message", [
@@ -132,13 +133,13 @@ def test_time_range_split_needs_time_zones() -> None:
 
 @pytest.mark.parametrize("seed", range(5))
 def test_stratified_keeps_class_ratio_within_one_row(seed: int) -> None:
-    table = _table(n=997, seed=seed, fraud_rate=0.03 + 0.05 * seed)
-    split = stratified_split(table, FRACTIONS, seed)
+    table = _table(n=997, seed=seed, positive_rate=0.03 + 0.05 * seed)
+    split = stratified_split(table, FRACTIONS, seed, "y")
     _assert_partition(split, table)
-    positives, rows = pc.sum(table["is_fraud"]).as_py(), table.num_rows
+    positives, rows = pc.sum(table["y"]).as_py(), table.num_rows
     for part in split.parts().values():
         exact = positives * part.num_rows / rows
-        assert abs(pc.sum(part["is_fraud"]).as_py() - exact) <= 1
+        assert abs(pc.sum(part["y"]).as_py() - exact) <= 1
 
 
 def test_class_allocation_is_within_one_row_for_many_classes() -> None:
@@ -165,7 +166,7 @@ def test_stratified_needs_its_label_column() -> None:
 ])
 def test_bad_fractions_are_refused(fractions: tuple, message: str) -> None:
     for split in (lambda t: random_split(t, fractions, 1), lambda t: time_split(t, fractions),
-                  lambda t: stratified_split(t, fractions, 1)):
+                  lambda t: stratified_split(t, fractions, 1, "y")):
         with pytest.raises(FtiError, match=message):
             split(_table(20))
 
@@ -175,3 +176,29 @@ def test_a_split_that_would_be_empty_is_refused() -> None:
         random_split(_table(5), (0.7, 0.1, 0.2), 1)
     with pytest.raises(FtiError, match="would be empty"):
         time_split(_table(0), FRACTIONS)
+
+
+def test_time_splits_read_the_time_column_they_are_given() -> None:
+    table = _table().rename_columns(["id", "label_at", "y"])
+    with pytest.raises(FtiError, match="no column 'event_time' to split by time"):
+        time_split(table, FRACTIONS)
+    split = time_split(table, FRACTIONS, timedelta(minutes=5), time_column="label_at")
+    assert _sizes(split) == [650, 150 - 4, 200 - 4]
+    at = lambda m: T0 + timedelta(minutes=m)  # noqa: E731
+    ranged = time_range_split(table, (None, at(10)), (at(10), at(20)), (at(20), None),
+                              time_column="label_at")
+    assert _sizes(ranged) == [10, 10, 980]
+
+
+def test_rows_of_equal_time_keep_the_input_order() -> None:
+    table = pa.table({"event_time": [3, 1, 1, 2, 1, 3], "id": list("abcdef")})
+    split = time_split(table, (0.5, 1 / 6, 1 / 3))
+    assert [p["id"].to_pylist() for p in split.parts().values()] == [
+        ["b", "c", "e"], ["d"], ["a", "f"]]
+
+
+def test_allow_empty_returns_a_split_that_would_be_empty() -> None:
+    assert _sizes(time_split(_table(0), FRACTIONS, allow_empty=True)) == [0, 0, 0]
+    assert _sizes(time_split(_table(3), FRACTIONS, allow_empty=True)) == [2, 0, 1]
+    with pytest.raises(FtiError, match="validation split would be empty"):
+        time_split(_table(3), FRACTIONS)
