@@ -1,7 +1,8 @@
 """The inference flow of a declared model: its view's stream → features → champion → predictions.
 
 Per source batch: decode and validate every record (`StreamDecoder`; invalid events are the
-feature engine's to dead-letter, so here they are skipped), read each group's entity states
+feature engine's to dead-letter, so here they are skipped and counted in
+`fti_records_skipped_total{flow="inference"}`), read each group's entity states
 from the online store in one lookup per group, compute each event's features with the very
 code the feature engine runs (`GroupEngine.apply` on a copy of the online state, events of
 one entity in the batch in order), assemble the columns the served model was trained on, score
@@ -28,6 +29,7 @@ from bytewax.dataflow import Dataflow
 from fti import metrics
 from fti.connectors.kafka.reader import KafkaRecord
 from fti.connectors.online import open_online_store
+from fti.errors import EventError
 from fti.events import Prediction
 from fti.features.errors import DefinitionError
 from fti.features.project.decode import Event, StreamDecoder
@@ -36,6 +38,7 @@ from fti.features.project.fields import Stream
 from fti.features.project.model import Model
 from fti.flows.champion import follow_alias, prepare_champion
 from fti.flows.live_metrics import count_shadow
+from fti.flows.records import SkipLog
 from fti.flows.sinks import KafkaProducerSink, OutMessage
 from fti.flows.sources import KafkaPartitionSource
 from fti.models.serving import AliasHolder, ChampionHolder, ServingModel, count_shadow_error
@@ -48,6 +51,7 @@ log = logging.getLogger(__name__)
 
 FLOW = "inference"
 BATCH_RECORDS = 2000
+_SKIPS = SkipLog(FLOW)
 
 
 def scored_stream(model: Model) -> Stream:
@@ -142,7 +146,12 @@ class ModelScorer:
         if served is None:
             raise RuntimeError("the inference flow started without a champion model")
         decoded = self.decoder.decode_batch([r.value for r in batch], time.time())
-        events = [x for x in decoded if isinstance(x, Event)]
+        events: list[Event] = []
+        for record, x in zip(batch, decoded, strict=True):
+            if isinstance(x, Event):
+                events.append(x)
+            else:  # the feature engine dead-letters it; here it is counted, not scored
+                _SKIPS.skip(record, EventError(f"{x.rule}: {x.reason}"))
         if not events:
             return []
         rows = self.features.rows(events)

@@ -1,4 +1,6 @@
-"""Every flow survives poison records between valid ones, produced by a foreign client.
+"""Every flow of a project survives poison records between valid ones, produced by a foreign
+client: the feature engine (`materialize`) of the fraud and preference examples, the fraud
+example's inference flow and its monitor.
 
 kafka-python (a pure-Python Kafka protocol implementation) produces valid events, every
 class of poison in `tests.poison`, then valid events again, into the topics the flows read.
@@ -15,16 +17,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from kafka import KafkaProducer
+from prometheus_client import REGISTRY
 
-from fti import metrics
 from fti.connectors.offline.store import LanceOfflineStore
-from fti.features.definitions import FEATURES_TABLE, LABELS_TABLE, PREFERENCES_TABLE
-from fti.flows import features, inference, monitor, preferences
-from fti.flows.champion import prepare_inference
+from fti.features.project.tables import label_table
+from fti.flows import materialize, monitor_project, scoring
 from fti.models.jobs.trainer_service import RegistryEventPublisher
-from fti.models.registry import CHAMPION, ModelRegistry
-from fti.settings import Settings
-from tests.flows.test_inference import predictions, register_model
+from fti.settings import MonitorSettings, Settings
+from tests.champions import backfill_history, train
+from tests.example_projects import ExampleProject, example_project
 from tests.poison import POISON
 from tests.support import read_topic, running_flow, wait_for
 
@@ -60,28 +61,42 @@ def _produce(settings: Settings, topic: str, valid: list[bytes]) -> None:
     producer.close()
 
 
-def _dlq(settings: Settings) -> list[dict]:
-    return [json.loads(m.value()) for m in read_topic(settings.kafka, settings.topics.dlq,
+def _dlq(settings: Settings, example: ExampleProject, stream: str) -> list[dict]:
+    return [json.loads(m.value()) for m in read_topic(settings.kafka, example.dlq_topic(stream),
                                                       settle_s=0.5)]
 
 
-def test_feature_flow_stores_every_valid_event_and_dead_letters_every_poison(
-    settings: Settings,
+def _sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def _predictions(settings: Settings) -> list[dict]:
+    return [json.loads(m.value()) for m in
+            read_topic(settings.kafka, settings.topics.predictions, settle_s=0.3)]
+
+
+def test_materialize_stores_every_valid_event_and_dead_letters_every_poison(
+    settings: Settings, tmp_path: Path,
 ) -> None:
-    _produce(settings, settings.topics.transactions, [_transaction(i) for i in range(400)])
-    _produce(settings, settings.topics.labels, [_label(i) for i in range(100)])
-    offline = LanceOfflineStore(settings.offline_dir)
+    example = example_project("fraud", settings, tmp_path / "fraud")
+    table = example.project.groups["card_activity"].table_name
+    labels = label_table(example.project.labels["is_fraud"])
+    assert example.dlq_topic("transactions") == example.dlq_topic("labels")  # one DLQ
+    _produce(settings, example.topics["transactions"], [_transaction(i) for i in range(400)])
+    _produce(settings, example.topics["labels"], [_label(i) for i in range(100)])
+    offline = LanceOfflineStore(settings.offline_location)
 
-    with running_flow(lambda stop: features.get_flow(settings, stop)):
-        wait_for(lambda: offline.count(FEATURES_TABLE) >= 400
-                 and offline.count(LABELS_TABLE) >= 100, what="every valid event stored")
-        wait_for(lambda: len(_dlq(settings)) >= 2 * len(POISON), what="every poison dead-lettered")
+    with running_flow(lambda stop: materialize.get_flow(settings, example.project, stop)):
+        wait_for(lambda: offline.count(table) >= 400 and offline.count(labels) >= 100,
+                 what="every valid event stored")
+        wait_for(lambda: len(_dlq(settings, example, "transactions")) >= 2 * len(POISON),
+                 what="every poison dead-lettered")
         # still running: a later valid event is processed too
-        _produce(settings, settings.topics.transactions, [_transaction(1000)])
-        wait_for(lambda: offline.count(FEATURES_TABLE) >= 401, what="the flow still running")
+        _produce(settings, example.topics["transactions"], [_transaction(1000)])
+        wait_for(lambda: offline.count(table) >= 401, what="the flow still running")
 
-    assert offline.count(FEATURES_TABLE) == 401 and offline.count(LABELS_TABLE) == 100
-    dlq = _dlq(settings)
+    assert offline.count(table) == 401 and offline.count(labels) == 100
+    dlq = _dlq(settings, example, "transactions")
     assert len(dlq) == 3 * len(POISON)  # transactions twice (two bursts), labels once
     assert all(d["error"] and d["rule"] for d in dlq)
     originals = {base64.b64decode(d["original_b64"]) for d in dlq if not d["truncated"]}
@@ -90,60 +105,95 @@ def test_feature_flow_stores_every_valid_event_and_dead_letters_every_poison(
     assert max(len(json.dumps(d)) for d in dlq) < 300_000  # bounded, whatever came in
 
 
-def test_preference_flow_stores_every_valid_pair_and_dead_letters_every_poison(
-    settings: Settings,
+def test_materialize_of_the_preference_example_stores_every_valid_pair(
+    settings: Settings, tmp_path: Path,
 ) -> None:
-    _produce(settings, settings.topics.preferences, [_preference(i) for i in range(60)])
-    offline = LanceOfflineStore(settings.offline_dir)
+    example = example_project("preferences", settings, tmp_path / "preferences")
+    table = example.project.groups["pair_text"].table_name
+    winners = label_table(example.project.labels["winner"])
+    _produce(settings, example.topics["preferences"], [_preference(i) for i in range(60)])
+    offline = LanceOfflineStore(settings.offline_location)
 
-    with running_flow(lambda stop: preferences.get_flow(settings, stop)):
-        wait_for(lambda: offline.count(PREFERENCES_TABLE) >= 60, what="every valid pair stored")
-        wait_for(lambda: len(_dlq(settings)) >= len(POISON), what="every poison dead-lettered")
+    with running_flow(lambda stop: materialize.get_flow(settings, example.project, stop)):
+        wait_for(lambda: offline.count(table) >= 60 and offline.count(winners) >= 60,
+                 what="every valid pair stored")
+        wait_for(lambda: len(_dlq(settings, example, "preferences")) >= len(POISON),
+                 what="every poison dead-lettered")
 
-    assert offline.count(PREFERENCES_TABLE) == 60 and len(_dlq(settings)) == len(POISON)
+    assert offline.count(table) == 60 and offline.count(winners) == 60
+    assert len(_dlq(settings, example, "preferences")) == len(POISON)
 
 
-def test_monitor_skips_poison_on_every_topic_and_keeps_running(settings: Settings) -> None:
-    topics = settings.topics
-    skipped_before = sum(metrics.RECORDS_SKIPPED.labels("monitor", t)._value.get()
-                         for t in (topics.predictions, topics.registry_events))
-    for topic in (topics.transactions, topics.labels, topics.predictions,
-                  topics.registry_events):
+def test_monitor_skips_poison_on_every_topic_and_keeps_running(
+    settings: Settings, tmp_path: Path,
+) -> None:
+    example = example_project("fraud", settings, tmp_path / "fraud")
+    topics = [example.topics["transactions"], example.topics["labels"],
+              settings.topics.predictions, settings.topics.registry_events]
+    skipped_before = {t: _sample("fti_records_skipped_total", flow="monitor", topic=t)
+                      for t in topics}
+    for topic in topics:
         _produce(settings, topic, [])
-    settings = settings.model_copy(update={"monitor": settings.monitor.model_copy(
-        update={"bootstrap_labels": 150})})
-    requests = lambda: read_topic(settings.kafka, topics.retrain_requests, settle_s=0.3,  # noqa: E731
-                                  first_record_s=0.5)
+    settings = settings.model_copy(update={"monitor": MonitorSettings(bootstrap_labels=150)})
+    requests = lambda: read_topic(settings.kafka, settings.topics.retrain_requests,  # noqa: E731
+                                  settle_s=0.3, first_record_s=0.5)
 
-    with running_flow(lambda stop: monitor.get_flow(settings, stop)):
-        wait_for(lambda: sum(metrics.RECORDS_SKIPPED.labels("monitor", t)._value.get()
-                             for t in (topics.predictions, topics.registry_events))
-                 - skipped_before >= 2 * len(POISON), what="every poison counted as skipped")
-        # alive and still deciding: enough valid labels make it ask for a model
-        _produce(settings, topics.labels, [_label(i) for i in range(200)])
+    def skipped() -> dict[str, float]:
+        return {t: _sample("fti_records_skipped_total", flow="monitor", topic=t)
+                - skipped_before[t] for t in topics}
+
+    with running_flow(lambda stop: monitor_project.get_flow(settings, example.project, stop)):
+        wait_for(lambda: all(n >= len(POISON) for n in skipped().values()),
+                 what="every poison counted as skipped")
+        assert requests() == []
+        # alive and still deciding: enough valid labels make it ask for a first model
+        _produce(settings, example.topics["labels"], [_label(i) for i in range(200)])
         wait_for(lambda: len(requests()) >= 1, what="a retrain request after the poison")
+
+    # each topic's poison counted once per record: the labels' second burst too
+    assert skipped() == {**dict.fromkeys(topics, float(len(POISON))),
+                         example.topics["labels"]: 2.0 * len(POISON)}
+    asked = {json.loads(m.value())["model"] for m in
+             read_topic(settings.kafka, settings.topics.retrain_requests, settle_s=0.5)}
+    assert "fraud-xgb" in asked, asked
 
 
 def test_inference_scores_every_valid_event_between_poison(
     settings: Settings, tmp_path: Path
 ) -> None:
-    register_model(settings, tmp_path, seed=1)
+    example = example_project("fraud", settings, tmp_path / "fraud")
+    backfill_history(settings, example.project, tmp_path / "history")
+    first = train(settings, example.project, "fraud-xgb").version
+    topic, events = example.topics["transactions"], settings.topics.registry_events
+    read_before = _sample("fti_events_in_total", flow="inference", topic=topic)
+    watcher_skips = _sample("fti_records_skipped_total", flow="registry-watcher", topic=events)
+    skipped_before = _sample("fti_records_skipped_total", flow="inference", topic=topic)
     stop = threading.Event()
-    holder = prepare_inference(settings, stop)
+    holders = scoring.prepare(settings, example.project, None, stop)
+    assert holders is not None and set(holders) == {"fraud-xgb"}  # fraud-mlp is not served
     # poison on registry.events too: the watcher thread must survive it and still swap
-    _produce(settings, settings.topics.registry_events, [])
-    _produce(settings, settings.topics.transactions, [_transaction(i) for i in range(300)])
+    _produce(settings, events, [])
+    _produce(settings, topic, [_transaction(i) for i in range(300)])
 
-    with running_flow(lambda stop: inference.get_flow(settings, holder, stop), stop):
-        wait_for(lambda: len(predictions(settings)) >= 300, what="a prediction per valid event")
-        version = register_model(settings, tmp_path, seed=2)
-        registry = ModelRegistry(settings.registry_dir)
-        RegistryEventPublisher(settings)(
-            registry.event(settings.inference.model_name, version, "promoted", CHAMPION))
-        _produce(settings, settings.topics.transactions, [_transaction(i) for i in range(300, 400)])
-        wait_for(lambda: any(p["version"] == version for p in predictions(settings)),
+    build = lambda stop: scoring.get_flow(settings, example.project, holders, stop)  # noqa: E731
+    with running_flow(build, stop):
+        wait_for(lambda: len(_predictions(settings)) >= 300, what="a prediction per valid event")
+        assert {p["version"] for p in _predictions(settings)} == {first}
+        second = train(settings, example.project, "fraud-xgb",
+                       publish=RegistryEventPublisher(settings)).version
+        _produce(settings, topic, [_transaction(i) for i in range(300, 400)])
+        wait_for(lambda: any(p["version"] == second for p in _predictions(settings)),
                  what="the swap after poison on registry.events")
-        wait_for(lambda: len(predictions(settings)) >= 400, what="every later event scored")
+        wait_for(lambda: len(_predictions(settings)) >= 400, what="every later event scored")
 
-    scored = [p["id"] for p in predictions(settings)]
+    predictions = _predictions(settings)
+    scored = [p["id"] for p in predictions]
     assert sorted(scored) == sorted(f"tx-{i}" for i in range(400))  # each once, no poison
+    assert {p["model"] for p in predictions} == {"fraud-xgb"}
+    assert _sample("fti_events_in_total", flow="inference", topic=topic) - read_before == (
+        400 + 2 * len(POISON))  # every record read, the poison too
+    assert _sample("fti_records_skipped_total", flow="registry-watcher",
+                   topic=events) - watcher_skips == len(POISON)
+    # the poison is the feature engine's to dead-letter; inference counts what it skips
+    assert _sample("fti_records_skipped_total", flow="inference",
+                   topic=topic) - skipped_before == 2 * len(POISON)

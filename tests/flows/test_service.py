@@ -1,5 +1,5 @@
-"""A flow as an operator runs it: a `fti flow features` process, metrics over HTTP, graceful
-stop on SIGTERM."""
+"""A flow as an operator runs it: a `fti materialize --project` process on the fraud example,
+metrics over HTTP, graceful stop on SIGTERM."""
 
 from __future__ import annotations
 
@@ -11,11 +11,9 @@ import urllib.request
 from pathlib import Path
 
 from fti.connectors.offline.store import LanceOfflineStore
-from fti.features.definitions import FEATURES_TABLE
 from fti.infra.embedded_broker import free_port
-from fti.ops.producer import StreamProducer
 from fti.settings import Settings
-from fti.synthetic.transactions import StreamSpec
+from tests.example_projects import example_project
 from tests.support import wait_for
 
 
@@ -51,40 +49,48 @@ def metric_value(text: str, name: str, **labels: str) -> float:
     return total
 
 
-def test_feature_service_serves_metrics_and_stops_gracefully(
+def test_materialize_service_serves_metrics_and_stops_gracefully(
     settings: Settings, tmp_path: Path
 ) -> None:
+    example = example_project("fraud", settings, tmp_path / "fraud")
+    group = example.project.groups["card_activity"]
     port = free_port()
-    log = open(tmp_path / "features.log", "wb")  # noqa: SIM115
+    log = open(tmp_path / "materialize.log", "wb")  # noqa: SIM115
     process = subprocess.Popen(
-        [sys.executable, "-m", "fti", "flow", "features"],
+        [sys.executable, "-m", "fti", "materialize", "--project", str(example.directory)],
         env=service_env(settings, FTI_METRICS__FEATURES_PORT=str(port)),
         stdout=log, stderr=subprocess.STDOUT,
     )
     try:
-        spec = StreamSpec(count=1000, bad_fraction=0.05, seed=9)
-        producer = StreamProducer(settings, spec)
-        producer.send(spec.count)
-        topic = settings.topics.transactions
+        count = 1000
+        producer = example.producer(settings, count, bad_fraction=0.05, seed=9)
+        producer.send(count)
+        topic = example.topics["transactions"]
         bad = producer.counts.bad_transactions
+        assert bad > 0
 
         def counted() -> bool:
             try:
                 text = scrape(port)
             except OSError:
                 return False
-            return (metric_value(text, "fti_events_in_total", topic=topic) >= spec.count
+            return (metric_value(text, "fti_events_in_total", flow="materialize", topic=topic)
+                    >= count
                     and metric_value(text, "fti_dlq_events_total", topic=topic) >= bad)
 
         wait_for(counted, what="events and DLQ counts on the service's /metrics")
         text = scrape(port)
-        assert metric_value(text, "fti_events_in_total", topic=topic) == spec.count
-        assert metric_value(text, "fti_dlq_events_total", topic=topic) == bad
+        assert metric_value(text, "fti_events_in_total", flow="materialize", topic=topic) == count
+        assert metric_value(text, "fti_dlq_events_total", flow="materialize", topic=topic) == bad
         assert metric_value(text, "fti_feature_write_seconds_count", store="offline") >= 1
-        offline = LanceOfflineStore(settings.offline_dir)
-        wait_for(lambda: offline.count(FEATURES_TABLE) == spec.count - bad, what="offline rows")
+        assert metric_value(text, "fti_feature_write_seconds_count", store="online") >= 1
+        offline = LanceOfflineStore(settings.offline_location)
+        wait_for(lambda: offline.count(group.table_name) == count - bad, what="offline rows")
+        assert metric_value(scrape(port), "fti_feature_rows_total",
+                            store=group.table_name) == count - bad
     finally:
         process.send_signal(signal.SIGTERM)
         code = process.wait(30)
-    assert code == 0, (tmp_path / "features.log").read_text()[-2000:]
-    assert "stopped" in (tmp_path / "features.log").read_text()
+    text = (tmp_path / "materialize.log").read_text()
+    assert code == 0, text[-2000:]
+    assert "flow materialize stopped" in text
