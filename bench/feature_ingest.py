@@ -1,13 +1,13 @@
-"""Feature-flow throughput against the limit measured in the same run.
+"""Feature-engine throughput against the limit measured in the same run.
 
-`raw_events_per_s`: a bare confluent-kafka consumer plus JSON decode of the same topic on the
-same broker. `pipeline_events_per_s`: the feature engine until every valid transaction is in
-the offline store: `--engine generic` (default) is `fti materialize` (`fti.flows.materialize`)
-on the fraud example project (`examples/fraud`, or `--project DIR`), done when the group's
-table `card_activity_v1` holds every valid transaction and the stream's DLQ every invalid one;
-`--engine builtin` is the built-in fraud feature flow (`fti.flows.features`: validation,
-windows, SQLite and LanceDB writes). Prints one JSON line.
-Usage: fti bench feature-ingest --events 200000 [--engine generic|builtin]
+The project (`--project DIR`) and its scenario: the scenario's events of one stream (the
+stream its first served model scores, else the first stream feeding a group), `--bad-fraction`
+of them invalid, are produced to the stream's topic on a fresh embedded broker.
+`raw_events_per_s`: a bare confluent-kafka consumer plus `json.loads` of that topic.
+`pipeline_events_per_s`: `fti materialize` (`fti.flows.materialize`, one Bytewax worker, its
+start-up included) until the offline table of every group of the stream holds every valid
+event and the stream's DLQ every invalid one. Prints one JSON line.
+Usage: fti bench feature-ingest --project DIR --events 200000
 """
 
 from __future__ import annotations
@@ -22,52 +22,27 @@ from pathlib import Path
 from bytewax.testing import run_main
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
-from fti.connectors.kafka.clients import (
-    ensure_topic_names,
-    ensure_topics,
-    make_consumer,
-    make_producer,
-)
+from fti.bench.projects import add_project_option, open_project, prepare_broker, produce
+from fti.connectors.kafka.clients import make_consumer
 from fti.connectors.offline.store import LanceOfflineStore
-from fti.features.definitions import FEATURES_TABLE
-from fti.features.project.loader import Project, load_project
-from fti.flows import features, materialize
+from fti.features.project.declare import FeatureGroup
+from fti.features.project.loader import Project
+from fti.flows import materialize
 from fti.infra.embedded_broker import EmbeddedBroker, free_port
 from fti.settings import BrokerSettings, KafkaSettings, MetricsSettings, Settings
-from fti.synthetic.transactions import StreamSpec, generate
-
-ENGINES = ("generic", "builtin")
-#: The fraud example project (bench/ sits at the repository root beside examples/).
-FRAUD_PROJECT = Path(__file__).resolve().parents[1] / "examples" / "fraud"
-#: The example's group that the transactions feed; its offline table is `card_activity_v1`.
-FRAUD_GROUP = "card_activity"
 
 
-def produce_transactions(settings: Settings, spec: StreamSpec) -> int:
-    """Produce the spec's transactions only (both sides read the same topic); return the
-    number of bad ones."""
-    producer = make_producer(settings.kafka)
-    bad = 0
-    for record in generate(spec):
-        if record.kind == "transaction":
-            producer.produce(settings.topics.transactions, key=record.key, value=record.value)
-            producer.poll(0)
-            bad += record.bad
-    producer.flush(30)
-    return bad
-
-
-def raw_rate(settings: Settings, count: int) -> float:
-    """Events/s of a bare consumer decoding JSON, reading `count` transactions."""
+def raw_rate(settings: Settings, topic: str, count: int) -> float:
+    """Events/s of a bare consumer decoding JSON, reading `count` records of `topic`."""
     consumer = make_consumer(settings.kafka)
-    consumer.assign([TopicPartition(settings.topics.transactions, 0, OFFSET_BEGINNING)])
+    consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
     seen, start = 0, time.perf_counter()
     while seen < count:
         for msg in consumer.consume(1000, 1.0):
             if msg.error() is None:
                 try:
                     json.loads(msg.value())
-                except (ValueError, RecursionError):  # poison: invalid, 5,000-deep nesting
+                except (ValueError, RecursionError):  # poison: invalid, deep nesting
                     pass
                 seen += 1
     elapsed = time.perf_counter() - start
@@ -75,68 +50,54 @@ def raw_rate(settings: Settings, count: int) -> float:
     return seen / elapsed
 
 
-def pipeline_rate(settings: Settings, count: int, bad: int) -> float:
-    """Events/s of the built-in feature flow until every valid transaction is in the offline
-    store."""
-    stop = threading.Event()
-    offline = LanceOfflineStore(settings.offline_location)
-    thread = threading.Thread(target=run_main, args=(features.get_flow(settings, stop),))
-    start = time.perf_counter()
-    thread.start()
-    while offline.count(FEATURES_TABLE) < count - bad:
-        time.sleep(0.05)
-    elapsed = time.perf_counter() - start
-    stop.set()
-    thread.join()
-    return count / elapsed
-
-
 class _TopicCounter:
     """Counts the messages on partition 0 of a topic, without blocking."""
 
-    def __init__(self, settings: Settings, topic: str) -> None:
-        self._consumer = make_consumer(settings.kafka)
-        self._consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+    def __init__(self, settings: Settings, topic: str | None) -> None:
+        self._consumer = None
+        if topic:
+            self._consumer = make_consumer(settings.kafka)
+            self._consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
         self.seen = 0
 
     def poll(self) -> int:
-        self.seen += sum(m.error() is None for m in self._consumer.consume(1000, 0))
+        if self._consumer is not None:
+            self.seen += sum(m.error() is None for m in self._consumer.consume(1000, 0))
         return self.seen
 
     def close(self) -> None:
-        self._consumer.close()
+        if self._consumer is not None:
+            self._consumer.close()
 
 
-def fraud_project(directory: Path) -> Project:
-    """The project in `directory` (the fraud example by default), which must have the group
-    the bench measures."""
-    project = load_project(directory)
-    if FRAUD_GROUP not in project.groups:
-        raise SystemExit(f"{directory}: no feature group {FRAUD_GROUP!r} to measure")
-    return project
-
-
-def generic_rate(settings: Settings, project: Project, count: int, bad: int
-                 ) -> tuple[float, int, int]:
-    """Events/s of `fti materialize` on `project` until the fraud group's offline table holds
-    every valid transaction and the stream's DLQ every invalid one (or, should the engine
-    judge an event otherwise than the generator, until the two hold every event); returns
-    the rate, the offline rows and the DLQ messages."""
-    group = project.groups[FRAUD_GROUP]
-    stream = group.stream
-    topics = sorted({t for s in project.streams.values() for t in (s.topic, s.dlq_topic) if t})
-    ensure_topic_names(settings.kafka, topics)
+def pipeline_rate(settings: Settings, project: Project, groups: list[FeatureGroup],
+                  dlq_topic: str | None, count: int, bad: int
+                  ) -> tuple[float, dict[str, int], int]:
+    """Events/s of `fti materialize` on `project` until each group's offline table holds
+    every valid event and the DLQ every invalid one (or, should the engine judge an event
+    otherwise than the scenario, until rows and DLQ together hold every event); the rate,
+    the rows per table and the DLQ messages."""
     stop = threading.Event()
     offline = LanceOfflineStore(settings.offline_location)
-    dlq = _TopicCounter(settings, stream.dlq_topic or "")
-    flow = materialize.get_flow(settings, project, stop)
-    thread = threading.Thread(target=run_main, args=(flow,))
+    dlq = _TopicCounter(settings, dlq_topic)
+    wanted_bad = bad if dlq_topic else 0
+    thread = threading.Thread(target=run_main,
+                              args=(materialize.get_flow(settings, project, stop),))
     start = time.perf_counter()
     thread.start()
-    rows = dead = 0
-    while not (rows >= count - bad and dead >= bad) and rows + dead < count:
+    rows = {g.table_name: 0 for g in groups}
+    dead = 0
+    while True:
+        fewest = min(rows.values())
+        if fewest >= count - bad and dead >= wanted_bad:
+            break
+        if dlq_topic and fewest + dead >= count:
+            break
+        if not thread.is_alive():
+            raise RuntimeError("the materialize flow stopped before it was done")
         time.sleep(0.05)
-        rows, dead = offline.count(group.table_name), dlq.poll()
+        rows = {g.table_name: offline.count(g.table_name) for g in groups}
+        dead = dlq.poll()
     elapsed = time.perf_counter() - start
     stop.set()
     thread.join()
@@ -144,53 +105,46 @@ def generic_rate(settings: Settings, project: Project, count: int, bad: int
     return count / elapsed, rows, dead
 
 
-def main(events: int, engine: str = "generic", project_dir: Path = FRAUD_PROJECT
+def main(events: int, project_dir: Path | None, bad_fraction: float = 0.01, seed: int = 7
          ) -> dict[str, object]:
-    """Run both measurements on one fresh broker; return the figures."""
-    if engine not in ENGINES:
-        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
-    project = fraud_project(project_dir) if engine == "generic" else None
+    """Produce the scenario's events, run both measurements on one fresh broker; the figures."""
+    bench = open_project(project_dir)
+    stream = bench.events_stream()
+    groups = sorted((g for g in bench.project.groups.values() if g.stream.name == stream.name),
+                    key=lambda g: g.name)
+    if not groups:
+        raise SystemExit(f"--project {project_dir}: stream {stream.name} feeds no feature group")
     with EmbeddedBroker(BrokerSettings(port=free_port())) as broker:
         settings = Settings(
-            data_dir=Path(tempfile.mkdtemp()),
+            data_dir=Path(tempfile.mkdtemp(prefix="fti-bench-ingest-")),
             kafka=KafkaSettings(bootstrap_servers=broker.bootstrap_servers),
             metrics=MetricsSettings(features_port=0),
         )
-        ensure_topics(settings.kafka, settings.topics)
-        if project is not None:
-            # The example reads its own topic names; on this fresh broker they are the
-            # defaults, so both measurements read the very same messages.
-            stream = project.groups[FRAUD_GROUP].stream
-            if stream.topic != settings.topics.transactions:
-                raise SystemExit(f"the project's stream reads {stream.topic!r}; the bench "
-                                 f"produces to {settings.topics.transactions!r}")
-        bad = produce_transactions(settings, StreamSpec(count=events, bad_fraction=0.01))
-        raw = raw_rate(settings, events)
-        extra: dict[str, object] = {}
-        if project is None:
-            pipeline = pipeline_rate(settings, events, bad)
-        else:
-            pipeline, rows, dead = generic_rate(settings, project, events, bad)
-            extra = {"table": project.groups[FRAUD_GROUP].table_name, "offline_rows": rows,
-                     "dlq": dead}
+        prepare_broker(settings, bench.project)
+        # Only this stream's records: both sides read the very same messages.
+        sent = produce(settings, bench.records(events, bad_fraction, seed), bench.topics(),
+                       stream.name)
+        raw = raw_rate(settings, stream.topic, sent.events)
+        pipeline, rows, dead = pipeline_rate(settings, bench.project, groups, stream.dlq_topic,
+                                             sent.events, sent.bad)
     return {
-        "engine": engine,
-        "events": events,
-        "bad": bad,
+        "events": sent.events,
+        "bad": sent.bad,
         "raw_events_per_s": round(raw),
         "pipeline_events_per_s": round(pipeline),
         "ratio": round(pipeline / raw, 3),
-        **extra,
+        "stream": stream.name,
+        "offline_rows": rows,
+        "dlq": dead,
     }
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_project_option(parser)
     parser.add_argument("--events", type=int, default=50000)
-    parser.add_argument("--engine", choices=ENGINES, default="generic",
-                        help="generic: fti materialize on the fraud example project (default); "
-                             "builtin: the built-in fraud feature flow")
-    parser.add_argument("--project", type=Path, default=FRAUD_PROJECT,
-                        help=f"the project the generic engine runs (default {FRAUD_PROJECT})")
+    parser.add_argument("--bad-fraction", type=float, default=0.01,
+                        help="share of invalid events (the scenario decides their kinds)")
+    parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
-    print(json.dumps(main(args.events, args.engine, args.project)))
+    print(json.dumps(main(args.events, args.project, args.bad_fraction, args.seed)))

@@ -22,13 +22,14 @@ from typing import Any
 import numpy as np
 import xgboost as xgb
 
-from fti.features.definitions import FEATURE_COLUMNS
 from fti.models.registry import ModelRegistry
 from fti.models.serving import ServingModel, load_serving_model
 from fti.models.trainers.xgboost import LoadedXGBoost, legacy_signature
 from fti.models.trainers.xgboost_model import MODEL_FILE, load_model, save_model
 
-MODEL = "fraud-xgb"
+MODEL = "bench-model"
+#: Input columns of the registered model (as many as a small tabular model reads).
+FEATURE_COLUMNS = tuple(f"x{i:02d}" for i in range(12))
 
 
 def register_model(registry: ModelRegistry, trees: int, depth: int, seed: int = 7) -> int:
@@ -42,8 +43,10 @@ def register_model(registry: ModelRegistry, trees: int, depth: int, seed: int = 
     booster.feature_names = list(FEATURE_COLUMNS)
     with tempfile.TemporaryDirectory(prefix="fti-bench-model-") as staging:
         save_model(booster, Path(staging) / MODEL_FILE)
+        # Every registered version ships its report (the registry's default file name).
+        (Path(staging) / "model_card.md").write_text("# benchmark model\n")
         version = registry.register(
-            MODEL, Path(staging), gates={"passed": True, "reasons": []}, card=None, promoted=True
+            MODEL, Path(staging), gates={"passed": True, "reasons": []}, promoted=True
         )
     return version.version
 

@@ -31,7 +31,6 @@ from fti.settings import OnlineStoreSettings
 
 FEATURES = 12
 WINDOW = 30
-_COLUMNS = "entity, event_time, tx_id, features, window"
 
 
 def make_row(entity: str, rng: random.Random, now: float) -> OnlineRow:
@@ -40,7 +39,7 @@ def make_row(entity: str, rng: random.Random, now: float) -> OnlineRow:
     for i in range(WINDOW):
         ts = now - (WINDOW - i) * rng.uniform(60, 2400)
         window.append([ts, round(rng.uniform(1, 500), 2), rng.choice(["DE", "FR", "NL"]),
-                       f"tx-{uuid.UUID(int=rng.getrandbits(128)).hex}"])
+                       f"ev-{uuid.UUID(int=rng.getrandbits(128)).hex}"])
     features = {f"feature_{k:02d}": rng.uniform(0, 1000) for k in range(FEATURES)}
     return OnlineRow(entity, window[-1][0], window[-1][3], features, window)
 
@@ -94,10 +93,14 @@ def measure(
 def _sqlite_readers(path: Path) -> tuple[OnlineStore, Callable[[list[str]], Any]]:
     store = SqliteOnlineStore(path)
     conn = sqlite3.connect(path, isolation_level=None)
+    # The columns an OnlineRow is read from: every column of the store's table but its own
+    # bookkeeping.
+    columns = ", ".join(row[1] for row in conn.execute("PRAGMA table_info(online_features)")
+                        if row[1] != "updated_at")
 
     def raw(batch: list[str]) -> list[Any]:
         marks = ",".join("?" * len(batch))
-        sql = f"SELECT {_COLUMNS} FROM online_features WHERE entity IN ({marks})"
+        sql = f"SELECT {columns} FROM online_features WHERE entity IN ({marks})"
         return conn.execute(sql, batch).fetchall()
 
     return store, raw
@@ -121,7 +124,7 @@ def main(
     redis_url: str = OnlineStoreSettings().redis_url,
 ) -> dict[str, Any]:
     """Fill a fresh store of `backend`, time both readers; return the figures."""
-    names = [f"card-{i:07d}" for i in range(entities)]
+    names = [f"entity-{i:07d}" for i in range(entities)]
     prefix = f"bench-{uuid.uuid4().hex}"
     if backend == "sqlite":
         store, raw = _sqlite_readers(Path(tempfile.mkdtemp()) / "online.db")

@@ -32,7 +32,7 @@ from fti.features.pit import asof_join
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 TS = pa.timestamp("us", tz="UTC")
-VALUES = ("amount", "tx_count_1h", "amount_mean_24h", "secs_since_prev")
+VALUES = ("f0", "f1", "f2", "f3")
 DUCKDB_SQL = (
     "SELECT l.*, f.* EXCLUDE (entity, ts) FROM labels l "
     "ASOF LEFT JOIN features f ON l.entity = f.entity AND l.ts >= f.ts"
@@ -60,7 +60,7 @@ def synthetic(labels: int, feature_rows: int, seed: int = 7) -> tuple[pa.Table, 
             "label_id": np.arange(labels),
             "entity": rng.integers(0, entities + entities // 50 + 1, labels),  # some lack features
             "ts": pa.array(start + rng.integers(0, span, labels), TS),
-            "is_fraud": rng.integers(0, 2, labels).astype(np.int8),
+            "label": rng.integers(0, 2, labels).astype(np.int8),
         }
     )
     return label_table, pa.table(features)

@@ -16,11 +16,6 @@ from fti.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def prepare_inference(settings: Settings, stop: threading.Event) -> ChampionHolder | None:
-    """`prepare_champion` of `settings.inference.model_name`."""
-    return prepare_champion(settings, settings.inference.model_name, stop)
-
-
 def prepare_champion(settings: Settings, model: str,
                      stop: threading.Event) -> ChampionHolder | None:
     """Follow the registry until `stop`; block until a champion of `model` is loaded (or

@@ -17,13 +17,12 @@ from bytewax.testing import run_main
 from fti import metrics
 from fti.errors import FtiError
 from fti.features.project.loader import Project
-from fti.flows import features, inference, materialize, monitor, preferences, scoring
-from fti.flows.champion import prepare_inference
+from fti.flows import inference, materialize, monitor
 from fti.settings import RecoverySettings, Settings
 
 log = logging.getLogger(__name__)
 
-FLOWS = ("features", "monitor", "inference", "preferences")
+FLOWS = ("materialize", "monitor", "inference")
 #: Flows whose metrics port is another's: materialize is the features service of a project.
 _PORT_OF = {"materialize": "features"}
 
@@ -69,42 +68,26 @@ class Cluster:
 
 def run_flow_service(name: str, settings: Settings, cluster: Cluster | None = None,
                      project: Project | None = None, models: Sequence[str] = ()) -> None:
-    """Serve metrics and run flow `name` in this process (or as one process of a cluster)
-    until it is stopped. With a `project`, `materialize` runs its feature engine, `inference`
-    serves its `models` (default: all) and `monitor` watches them."""
-    if name not in (*FLOWS, "materialize") or (name == "materialize" and project is None):
+    """Serve metrics and run flow `name` of `project` in this process (or as one process of
+    a cluster) until it is stopped: `materialize` its feature engine, `inference` its served
+    `models` (default: all), `monitor` its models' drift and performance."""
+    if name not in FLOWS:
         raise FtiError(f"unknown flow {name!r}; choose one of {', '.join(FLOWS)}")
+    if project is None:
+        raise FtiError(f"flow {name} runs a project: pass --project DIR")
     port = getattr(settings.metrics, f"{_PORT_OF.get(name, name)}_port")
     health = metrics.serve_metrics(port, settings.metrics.host)
     stop = stop_on_signals(on_stop=lambda: health.set_not_ready("stopping"))
     if name == "materialize":
-        assert project is not None
         flow = materialize.get_flow(settings, project, stop)
-    elif project is not None and name == "monitor":
-        from fti.flows import monitor_project
-
-        flow = monitor_project.get_flow(settings, project, stop)
-    elif project is not None and name == "inference":
-        holders = scoring.prepare(settings, project, models, stop)
+    elif name == "monitor":
+        flow = monitor.get_flow(settings, project, stop)
+    else:
+        holders = inference.prepare(settings, project, models, stop)
         if holders is None:
             log.info("flow inference stopped before every champion was loaded")
             return
-        flow = scoring.get_flow(settings, project, holders, stop)
-    elif project is not None:
-        raise FtiError(f"flow {name!r} is not a flow of a project; run materialize, inference "
-                       "or monitor")
-    elif name == "features":
-        flow = features.get_flow(settings, stop)
-    elif name == "monitor":
-        flow = monitor.get_flow(settings, stop)
-    elif name == "preferences":
-        flow = preferences.get_flow(settings, stop)
-    else:
-        holder = prepare_inference(settings, stop)
-        if holder is None:
-            log.info("flow inference stopped before a champion was loaded")
-            return
-        flow = inference.get_flow(settings, holder, stop)
+        flow = inference.get_flow(settings, project, holders, stop)
     health.set_ready(f"flow {name} running")
     log.info("flow %s running (metrics on %s:%s)", name, settings.metrics.host, port)
     recovery = recovery_config(settings.recovery, name)

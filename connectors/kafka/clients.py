@@ -16,6 +16,11 @@ from fti.settings import KafkaSettings, TopicSettings
 
 log = logging.getLogger(__name__)
 
+#: Configs every topic fti creates states explicitly (Kafka's own defaults): the embedded
+#: broker (Tansu) describes only the configs set at creation, and tools that read a topic's
+#: configs, such as Quix Streams deriving its changelog topics, fail on a missing one.
+TOPIC_CONFIG = {"cleanup.policy": "delete", "retention.ms": str(7 * 24 * 3600 * 1000)}
+
 
 def client_config(kafka: KafkaSettings) -> dict[str, Any]:
     """`kafka.client_config()` with librdkafka's logs routed to Python logging, rate-limited."""
@@ -64,7 +69,8 @@ def ensure_topic_names(
     if not missing:
         return
     futures = admin.create_topics(
-        [NewTopic(name, num_partitions=partitions, replication_factor=1) for name in missing]
+        [NewTopic(name, num_partitions=partitions, replication_factor=1, config=TOPIC_CONFIG)
+         for name in missing]
     )
     for name, future in futures.items():
         try:

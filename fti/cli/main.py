@@ -76,7 +76,7 @@ def cmd_flow(args: argparse.Namespace, settings: Settings) -> int:
     from fti.flows.service import Cluster, run_flow_service
 
     addresses = tuple(a for a in (args.addresses or "").split(";") if a)
-    project = _applied_project(args.project, settings) if args.project else None
+    project = _applied_project(args.project, settings)
     run_flow_service(args.name, settings, Cluster(args.process_id, addresses, args.workers),
                      project=project, models=args.model or ())
     return 0
@@ -88,7 +88,7 @@ def cmd_trainer(args: argparse.Namespace, settings: Settings) -> int:
     from fti.metrics import serve_metrics
     from fti.models.jobs.trainer_service import TrainerService
 
-    project = _applied_project(args.project, settings) if args.project else None
+    project = _applied_project(args.project, settings)
     health = serve_metrics(settings.metrics.trainer_port, settings.metrics.host)
     stop = stop_on_signals(on_stop=lambda: health.set_not_ready("stopping"))
     TrainerService(settings, project=project).run(
@@ -214,16 +214,12 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
-    """Run the broker (if needed) and every service, supervised, until Ctrl-C / SIGTERM; with
-    --project, the project's feature engine (`fti materialize`) instead of the built-in
-    fraud services."""
+    """Run the broker (if needed) and a project's services, supervised, until Ctrl-C /
+    SIGTERM: its feature engine, and when it declares models its monitor, trainer and
+    inference."""
     from fti.ops.up import run_up
 
-    if args.project is not None:
-        from fti.features.project.applied import check_applied
-        from fti.features.project.loader import load_project
-
-        check_applied(load_project(args.project), settings.data_dir)
+    _applied_project(args.project, settings)
     return run_up(settings, project=args.project)
 
 
@@ -255,21 +251,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bad-fraction", type=float, default=0.0, help="fraction of bad events")
     p.add_argument("--seed", type=int, default=7)
     p = add("flow", cmd_flow)
-    p.add_argument("name", choices=["features", "monitor", "inference", "preferences"])
+    p.add_argument("name", choices=["materialize", "inference", "monitor"])
     p.add_argument("-w", "--workers", type=int, default=1, help="worker threads per process")
     p.add_argument("-i", "--process-id", type=int, default=0, help="this process in -a")
     p.add_argument("-a", "--addresses", default=None,
                    help='cluster: one host:port per process, ";"-separated')
-    p.add_argument("--project", type=Path, metavar="DIR",
-                   help="a user project: run its inference or monitor flow (after `fti apply`)")
+    p.add_argument("--project", type=Path, metavar="DIR", default=Path("."),
+                   help="the project whose flow to run, after `fti apply` (default: .)")
     p.add_argument("--model", action="append", metavar="NAME",
-                   help="with --project, inference: serve only this model (repeatable)")
+                   help="inference: serve only this model (repeatable; default: every model "
+                        "declared with serve=True)")
     add("trainer", cmd_trainer).add_argument(
-        "--project", type=Path, metavar="DIR", help="a user project: train its models")
+        "--project", type=Path, metavar="DIR", default=Path("."),
+        help="the project whose models to train when asked (default: .)")
     p = add("train", cmd_train)
-    p.add_argument("--project", type=Path, metavar="DIR",
-                   help="a user project: train its model --model (after `fti apply`)")
-    p.add_argument("--model", default=None, help="default: FTI_TRAINING__MODEL_NAME")
+    p.add_argument("--project", type=Path, metavar="DIR", default=Path("."),
+                   help="the project declaring the model, after `fti apply` (default: .)")
+    p.add_argument("--model", default=None, help="a model of the project (default: its only one)")
     p.add_argument("--reason", default="manual", choices=["manual", "drift", "volume"])
     p.add_argument("--no-publish", action="store_true", help="do not write registry.events")
     p.add_argument("--job-id", default=None, help="trainer-service job this run belongs to")
@@ -305,8 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", choices=BENCHMARKS)
     p.add_argument("bench_args", nargs=argparse.REMAINDER, help="the benchmark's own options")
     add("up", cmd_up).add_argument(
-        "--project", type=Path, metavar="DIR",
-        help="a user project: run its feature engine (after `fti apply`)")
+        "--project", type=Path, metavar="DIR", default=Path("."),
+        help="the project to run, after `fti apply` (default: .)")
     p = add("demo", cmd_demo)
     p.add_argument("--events", type=int, default=150000,
                    help="most events to produce (it stops once the loop has closed)")

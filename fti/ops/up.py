@@ -1,10 +1,11 @@
-"""`fti up`: the whole platform as long-lived, supervised services until Ctrl-C / SIGTERM.
+"""`fti up`: a project's services, long-lived and supervised, until Ctrl-C / SIGTERM.
 
 Starts the embedded broker when the configured Kafka is the embedded default and nothing
-answers there (else uses the configured Kafka), creates the topics, then runs the feature,
-monitor, trainer and inference services under a `Supervisor`, each with its own
-`/metrics`, `/healthz` and `/readyz` port. On SIGINT or SIGTERM it stops the services
-gracefully, then the broker; the exit code is 0 when every service stopped cleanly.
+answers there (else uses the configured Kafka), creates the topics, then runs the project's
+feature engine and, when it declares models, its monitor, trainer and inference services under
+a `Supervisor`, each with its own `/metrics`, `/healthz` and `/readyz` port. On SIGINT or
+SIGTERM it stops the services gracefully, then the broker; the exit code is 0 when every
+service stopped cleanly.
 
 If the embedded broker dies, its topics die with it (memory storage). `fti up` says so,
 starts a new broker on the same port, recreates the topics and restarts the services; their
@@ -13,8 +14,6 @@ keeps the new records apart from the old ones by topic id. Records the old broke
 no service had read yet are gone with it. A broker that dies `BROKER_RESTARTS` times within
 `BROKER_RESTART_WINDOW_S` is not restarted again: `fti up` stops with exit code 1.
 
->>> [spec.argv[-1] for spec in service_specs(Settings())]
-['features', 'monitor', 'trainer', 'inference']
 """
 
 from __future__ import annotations
@@ -40,35 +39,15 @@ from fti.settings import BrokerSettings, Settings, load_settings
 
 log = logging.getLogger(__name__)
 
-#: Service name -> `fti` sub-command, in start order.
-SERVICES: dict[str, tuple[str, ...]] = {
-    "features": ("flow", "features"),
-    "monitor": ("flow", "monitor"),
-    "trainer": ("trainer",),
-    "inference": ("flow", "inference"),
-}
 STOP_TIMEOUT_S = 30.0
 BROKER_RESTARTS = 3
 BROKER_RESTART_WINDOW_S = 600.0
 
 
-def service_specs(settings: Settings, project: Path | None = None) -> list[ServiceSpec]:
-    """One `ServiceSpec` per service: `python -m fti …` and its metrics/health port.
-
-    With a user `project`, its feature engine (`fti materialize`) on the features port, and
-    when it declares models, its monitor, trainer and inference services too.
-    """
-    if project is not None:
-        return project_service_specs(settings, project)
-    return [
-        ServiceSpec(name, (sys.executable, "-m", "fti", *args),
-                    getattr(settings.metrics, f"{name}_port"))
-        for name, args in SERVICES.items()
-    ]
-
-
 def project_service_specs(settings: Settings, project: Path) -> list[ServiceSpec]:
-    """The services of a user project, each given `--project DIR`."""
+    """One `ServiceSpec` per service of `project` (`python -m fti … --project DIR` and its
+    metrics/health port): the feature engine, and when it declares models the monitor,
+    trainer and inference."""
     from fti.features.project.loader import load_project
 
     where = ("--project", str(Path(project).resolve()))
@@ -166,20 +145,19 @@ def _start_broker(settings: Settings, log_dir: Path) -> EmbeddedBroker | None:
         return EmbeddedBroker(b, log_file=log_dir / "broker.log").start()
 
 
-def _create_topics(settings: Settings, bootstrap_servers: str, project: Path | None) -> None:
+def _create_topics(settings: Settings, bootstrap_servers: str, project: Path) -> None:
+    from fti.features.project.loader import load_project
+
     kafka = settings.kafka.model_copy(update={"bootstrap_servers": bootstrap_servers})
     ensure_topics(kafka, settings.topics)
-    if project is not None:
-        from fti.features.project.loader import load_project
-
-        ensure_topic_names(kafka, load_project(project).topics(), settings.topics.partitions)
+    ensure_topic_names(kafka, load_project(project).topics(), settings.topics.partitions)
 
 
 def _print_banner(settings: Settings, bootstrap: str, embedded: bool,
-                  supervisor: Supervisor, project: Path | None) -> None:
+                  supervisor: Supervisor, project: Path) -> None:
     host = settings.metrics.host
     lines = [f"fti up: Kafka at {bootstrap} ({'embedded' if embedded else 'configured'})"]
-    for spec in service_specs(settings, project):
+    for spec in project_service_specs(settings, project):
         pid = supervisor.status()[spec.name].pid
         where = (f"http://{host}:{spec.health_port}/metrics  /healthz  /readyz"
                  if spec.health_port else "metrics off")
@@ -197,7 +175,7 @@ def _stop_services(supervisor: Supervisor, timeout_s: float) -> dict[str, int | 
 
 
 def run_up(settings: Settings, stop: threading.Event | None = None,
-           stop_timeout_s: float = STOP_TIMEOUT_S, project: Path | None = None) -> int:
+           stop_timeout_s: float = STOP_TIMEOUT_S, project: Path = Path(".")) -> int:
     """Run broker (if needed) and services until SIGINT/SIGTERM or `stop`; 0 on a clean stop.
 
     Call from the main thread (it installs signal handlers, restored on return).
@@ -249,8 +227,9 @@ def run_up(settings: Settings, stop: threading.Event | None = None,
 
 
 def _start_services(settings: Settings, bootstrap: str, log_dir: Path,
-                    project: Path | None) -> Supervisor:
-    return Supervisor(service_specs(settings, project), service_env(settings, bootstrap),
+                    project: Path) -> Supervisor:
+    return Supervisor(project_service_specs(settings, project),
+                      service_env(settings, bootstrap),
                       log_dir).start()
 
 
@@ -278,11 +257,12 @@ def _replace_broker(settings: Settings, dead: EmbeddedBroker, log_dir: Path,
 
 
 def main() -> None:
-    """Load settings, set up logging and run `run_up`; exit with its code."""
+    """Load settings, set up logging and run `run_up` on the project in the current
+    directory; exit with its code."""
     try:
         settings = load_settings()
         configure_logging(settings.log_level, settings.log_format, service="up")
-        sys.exit(run_up(settings))
+        sys.exit(run_up(settings, project=Path(".")))
     except FtiError as ex:
         print(f"fti up: {ex}", file=sys.stderr)
         sys.exit(2)

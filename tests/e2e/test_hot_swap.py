@@ -23,7 +23,7 @@ from fti.connectors.offline.store import LanceOfflineStore
 from fti.features.project.applied import apply, check_applied
 from fti.features.project.loader import Project, load_project
 from fti.features.project.tables import label_table
-from fti.flows import scoring
+from fti.flows import inference
 from fti.models.jobs.trainer_service import RegistryEventPublisher
 from fti.models.registry import ModelRegistry
 from fti.ops.producer import ScenarioProducer
@@ -155,9 +155,9 @@ def test_a_model_changes_kind_while_events_flow(settings: Settings, tmp_path: Pa
         assert (first.version, first.trainer) == (1, "xgboost")
 
         stop = threading.Event()
-        holders = scoring.prepare(settings, project, None, stop)
+        holders = inference.prepare(settings, project, None, stop)
         assert holders is not None and holders["scorer"].current is not None
-        with running_flow(lambda stop: scoring.get_flow(settings, project, holders, stop), stop):
+        with running_flow(lambda stop: inference.get_flow(settings, project, holders, stop), stop):
             wait_for(lambda: len(tail()) >= history, timeout_s=120,
                      what="the history scored by v1")
             sending.start()

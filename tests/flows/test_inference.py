@@ -1,99 +1,99 @@
-"""The inference flow against the real broker: scores every event once, hot-swaps models."""
+"""The inference flow of a declared model, on the tests' own rides project: features computed
+at inference from the online state equal the feature engine's rows for the same events."""
 
 from __future__ import annotations
 
 import json
-import threading
-from collections import Counter
+import uuid
 from pathlib import Path
 
-import numpy as np
-import xgboost as xgb
-
-from fti.features.definitions import FEATURE_COLUMNS
-from fti.flows import inference
-from fti.flows.champion import prepare_inference
-from fti.models.jobs.trainer_service import RegistryEventPublisher
-from fti.models.registry import CHAMPION, ModelRegistry
-from fti.models.serving import MODEL_FILE
-from fti.models.trainers.xgboost_model import save_model
-from fti.ops.producer import StreamProducer
+from fti.connectors.kafka.clients import ensure_topic_names
+from fti.connectors.offline.store import LanceOfflineStore
+from fti.features.project.declare import FeatureView
+from fti.features.project.model import Model
+from fti.flows import materialize
+from fti.flows.inference import FeatureAssembler, matrix_of, scored_stream
 from fti.settings import Settings
-from fti.synthetic.transactions import StreamSpec
-from tests.support import read_topic, running_flow, wait_for
+from tests.features.project.brute_force import assert_rows_equal, brute_force_rows
+from tests.flows.test_materialize import _plain, as_event, produce, ride_events, write_project
+from tests.support import running_flow, wait_for
 
 
-def register_model(settings: Settings, tmp: Path, seed: int) -> int:
-    """Train a small model on random data and make it champion; return its version."""
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(300, len(FEATURE_COLUMNS))).astype(np.float32)
-    y = (x[:, 0] + rng.normal(scale=0.5, size=300) > 0).astype(np.float32)
-    booster = xgb.train({"max_depth": 2, "seed": seed}, xgb.DMatrix(x, label=y), 5)
-    source = tmp / f"model-{seed}"
-    source.mkdir()
-    save_model(booster, source / MODEL_FILE)
-    (source / "model_card.md").write_text("# test model\n")
-    registry = ModelRegistry(settings.registry_dir)
-    name = settings.inference.model_name
-    version = registry.register(
-        name, source, gates={"passed": True, "reasons": []}, promoted=True
-    ).version
-    registry.set_alias(name, CHAMPION, version)
-    return version
-
-
-def predictions(settings: Settings) -> list[dict]:
-    return [json.loads(m.value()) for m in read_topic(settings.kafka, settings.topics.predictions,
-                                                      settle_s=0.5)]
-
-
-def test_hot_swap_under_load_scores_every_event_exactly_once(
+def test_inference_features_equal_the_engine_rows_for_the_same_events(
     settings: Settings, tmp_path: Path
 ) -> None:
-    spec = StreamSpec(count=6000, bad_fraction=0.02, seed=5)
-    producer = StreamProducer(settings, spec)
-    producer.send(3000)
-    assert register_model(settings, tmp_path, seed=1) == 1
-    stop = threading.Event()
-    holder = prepare_inference(settings, stop)
-    assert holder.current is not None and holder.current.version == 1
+    suffix = uuid.uuid4().hex[:8]
+    rides_topic, tips_topic = f"rides-{suffix}", f"tips-{suffix}"
+    project = write_project(tmp_path / "project", rides_topic, tips_topic)
+    view: FeatureView = project.views["tip_model"]
+    model = Model("tipper", view=view, task="regression")
+    ensure_topic_names(settings.kafka, [rides_topic, tips_topic, f"{rides_topic}.dlq",
+                                        f"{tips_topic}.dlq"])
+    rides = ride_events(400, seed=11)
+    before, after = rides[:250], rides[250:]
+    groups = list(view.groups)
+    accepted = {g.name: sum(1 for r in brute_force_rows(g, [as_event(x) for x in before])
+                            if not isinstance(r, str)) for g in groups}
+    offline = LanceOfflineStore(settings.offline_location)
+    produce(settings.kafka.bootstrap_servers, rides_topic, [json.dumps(r).encode() for r in before])
+    with running_flow(lambda stop: materialize.get_flow(settings, project, stop)):
+        wait_for(lambda: all(offline.count(g.table_name) >= accepted[g.name] for g in groups),
+                 timeout_s=90, what="the first rides materialized")
 
-    with running_flow(lambda stop: inference.get_flow(settings, holder, stop), stop):
-        wait_for(lambda: len(predictions(settings)) >= 1000, what="first predictions")
-        # Promote v2 while events keep coming: the flow must follow registry.events.
-        sender = threading.Thread(target=producer.send, args=(3000, 3000.0))
-        sender.start()
-        version = register_model(settings, tmp_path, seed=2)
-        registry = ModelRegistry(settings.registry_dir)
-        RegistryEventPublisher(settings)(
-            registry.event(settings.inference.model_name, version, "promoted", CHAMPION)
-        )
-        sender.join()
-        valid = producer.counts.transactions - producer.counts.bad_transactions
-        wait_for(lambda: len(predictions(settings)) >= valid, what="a prediction per event")
+    # Inference's path: the online state after the first rides, then the new rides in one
+    # batch (several per entity, out of order within the lateness, some late).
+    assembler = FeatureAssembler(settings, model)
+    served = assembler.rows([as_event(r) for r in after])
+    assembler.store.close()
 
-    out = predictions(settings)
-    per_tx = Counter(p["id"] for p in out)
-    assert len(per_tx) == valid and set(per_tx.values()) == {1}  # none dropped, none twice
-    versions = [p["version"] for p in out]  # in offset order
-    assert set(versions) == {1, 2}
-    first_v2 = versions.index(2)
-    assert set(versions[first_v2:]) == {2}, "after the swap every event is scored by v2"
-    assert all(0.0 <= p["score"] <= 1.0 and p["label"] in (0, 1) for p in out)
-    assert all(p["latency_ms"] >= 0 and p["model"] == settings.inference.model_name for p in out)
+    produce(settings.kafka.bootstrap_servers, rides_topic, [json.dumps(r).encode() for r in after])
+    everything = [as_event(r) for r in rides]
+    want = {g.name: brute_force_rows(g, everything)[len(before):] for g in groups}
+    total = {g.name: accepted[g.name] + sum(1 for r in want[g.name] if not isinstance(r, str))
+             for g in groups}
+    with running_flow(lambda stop: materialize.get_flow(settings, project, stop)):
+        wait_for(lambda: all(offline.count(g.table_name) >= total[g.name] for g in groups),
+                 timeout_s=90, what="the new rides materialized")
 
+    # An event late for a group is still scored (the engine dead-letters it from the
+    # features, yet it is an event to score); its features are those of its entity's state.
+    late = {raw["ride_id"] for g in groups
+            for raw, expected in zip(after, want[g.name], strict=True)
+            if isinstance(expected, str)}
+    assert late  # the batch does exercise the lateness rule
+    assert all(row is not None for row in served)
+    for g in groups:
+        stored = {r["ride_id"]: _plain(r) for r in offline.read(g.table_name)[0].to_pylist()}
+        for raw, row, expected in zip(after, served, want[g.name], strict=True):
+            if raw["ride_id"] in late:
+                continue
+            assert row is not None and not isinstance(expected, str), raw["ride_id"]
+            engine_row = stored[raw["ride_id"]]
+            for feature in g.feature_names():
+                column = view.column(g, feature)
+                assert_rows_equal({feature: row[column]}, {feature: engine_row[feature]},
+                                  f"{g.name} {raw['ride_id']} {feature}")
+                assert_rows_equal({feature: row[column]}, {feature: expected[feature]},
+                                  f"brute force {g.name} {raw['ride_id']} {feature}")
 
-def test_tampered_champion_is_refused(settings: Settings, tmp_path: Path) -> None:
-    version = register_model(settings, tmp_path, seed=3)
-    registry = ModelRegistry(settings.registry_dir)
-    path = registry.root / settings.inference.model_name / str(version) / MODEL_FILE
-    path.chmod(0o644)
-    path.write_bytes(path.read_bytes() + b"tampered")
-    from fti.models.serving import load_serving_model
+    # The feature engine got there first: the online state already holds every ride. The
+    # newest ride of each driver is not counted twice, and its row is the engine's.
+    newest: dict[str, dict] = {}
+    for raw in rides:
+        newest[raw["driver_id"]] = raw
+    last = [r for r in newest.values() if r["ride_id"] not in late]
+    again = FeatureAssembler(settings, model)
+    rows = again.rows([as_event(r) for r in last])
+    again.store.close()
+    drivers = project.groups["driver_stats"]
+    stored = {r["ride_id"]: r for r in offline.read(drivers.table_name)[0].to_pylist()}
+    for raw, row in zip(last, rows, strict=True):
+        assert row is not None
+        for feature in drivers.feature_names():
+            assert_rows_equal({feature: row[view.column(drivers, feature)]},
+                              {feature: stored[raw["ride_id"]][feature]},
+                              f"held {raw['ride_id']} {feature}")
 
-    try:
-        load_serving_model(registry, settings.inference.model_name, version)
-    except Exception as ex:  # noqa: BLE001 - the type is checked below
-        assert "sha256 mismatch" in str(ex)
-    else:
-        raise AssertionError("a tampered model was loaded")
+    matrix = matrix_of(served, model.feature_columns())
+    assert matrix.shape == (len(after), len(model.feature_columns()))
+    assert scored_stream(model).name == "rides"

@@ -21,7 +21,7 @@ from prometheus_client import REGISTRY
 
 from fti.connectors.offline.store import LanceOfflineStore
 from fti.features.project.tables import label_table
-from fti.flows import materialize, monitor_project, scoring
+from fti.flows import inference, materialize, monitor
 from fti.models.jobs.trainer_service import RegistryEventPublisher
 from fti.settings import MonitorSettings, Settings
 from tests.champions import backfill_history, train
@@ -142,7 +142,7 @@ def test_monitor_skips_poison_on_every_topic_and_keeps_running(
         return {t: _sample("fti_records_skipped_total", flow="monitor", topic=t)
                 - skipped_before[t] for t in topics}
 
-    with running_flow(lambda stop: monitor_project.get_flow(settings, example.project, stop)):
+    with running_flow(lambda stop: monitor.get_flow(settings, example.project, stop)):
         wait_for(lambda: all(n >= len(POISON) for n in skipped().values()),
                  what="every poison counted as skipped")
         assert requests() == []
@@ -169,13 +169,13 @@ def test_inference_scores_every_valid_event_between_poison(
     watcher_skips = _sample("fti_records_skipped_total", flow="registry-watcher", topic=events)
     skipped_before = _sample("fti_records_skipped_total", flow="inference", topic=topic)
     stop = threading.Event()
-    holders = scoring.prepare(settings, example.project, None, stop)
+    holders = inference.prepare(settings, example.project, None, stop)
     assert holders is not None and set(holders) == {"fraud-xgb"}  # fraud-mlp is not served
     # poison on registry.events too: the watcher thread must survive it and still swap
     _produce(settings, events, [])
     _produce(settings, topic, [_transaction(i) for i in range(300)])
 
-    build = lambda stop: scoring.get_flow(settings, example.project, holders, stop)  # noqa: E731
+    build = lambda stop: inference.get_flow(settings, example.project, holders, stop)  # noqa: E731
     with running_flow(build, stop):
         wait_for(lambda: len(_predictions(settings)) >= 300, what="a prediction per valid event")
         assert {p["version"] for p in _predictions(settings)} == {first}

@@ -16,8 +16,8 @@ import numpy as np
 from prometheus_client import REGISTRY
 
 from fti.connectors.kafka.reader import KafkaRecord
-from fti.flows import scoring
-from fti.flows.scoring import ModelScorer
+from fti.flows import inference
+from fti.flows.inference import ModelScorer
 from fti.models.registry import ModelRegistry
 from fti.models.serving import ChallengerHolder, ChampionHolder
 from fti.settings import Settings, TopicSettings
@@ -54,9 +54,9 @@ def run_with_shadow(settings: Settings, example: ExampleProject, count: int) -> 
     producer.send(count)
     valid = producer.counts.transactions - producer.counts.bad_transactions
     stop = threading.Event()
-    holders = scoring.prepare(settings, example.project, [MODEL], stop)
+    holders = inference.prepare(settings, example.project, [MODEL], stop)
     assert holders is not None and holders[MODEL].current is not None
-    build = lambda stop: scoring.get_flow(  # noqa: E731
+    build = lambda stop: inference.get_flow(  # noqa: E731
         settings, example.project, holders, stop, shadow=True)
     with running_flow(build, stop):
         wait_for(lambda: len(records(settings, settings.topics.predictions)) >= valid,

@@ -37,10 +37,10 @@ def launched_command(container: dict[str, Any]) -> list[str]:
     """What a container runs: its command, or for a `sh -c` wrapper the line it execs."""
     command = list(container.get("command", [])) + list(container.get("args", []))
     if command[:2] in (["/bin/sh", "-c"], ["sh", "-c"]):
-        execs = [line.strip() for line in command[2].splitlines()
-                 if line.strip().startswith("exec ")]
+        execs = [line.split("exec ", 1)[1].strip() for line in command[2].splitlines()
+                 if line.strip().startswith("exec ") or " && exec " in line]
         assert len(execs) == 1, f"{container['name']}: a wrapper script ends in one `exec`"
-        return execs[0].split()[1:]
+        return execs[0].split()
     return command
 
 
@@ -95,8 +95,9 @@ def test_services_probe_health_on_their_metrics_port(service: str) -> None:
         "memory"]
 
 
-@pytest.mark.parametrize("flow", ["features", "inference"])
-def test_bytewax_clusters_address_every_replica(flow: str) -> None:
+@pytest.mark.parametrize(("flow", "command"), [("features", ["fti", "materialize"]),
+                                               ("inference", ["fti", "flow", "inference"])])
+def test_bytewax_clusters_address_every_replica(flow: str, command: list[str]) -> None:
     objects = {(o["kind"], o["metadata"]["name"]): o for _, o in k8s_objects()}
     stateful = objects[("StatefulSet", f"fti-{flow}")]
     service = objects[("Service", f"fti-{flow}")]
@@ -105,7 +106,8 @@ def test_bytewax_clusters_address_every_replica(flow: str) -> None:
     (container,) = containers(stateful)
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["FTI_CLUSTER_SIZE"] == str(stateful["spec"]["replicas"])
-    assert launched_command(container)[:3] == ["fti", "flow", flow]
+    assert launched_command(container)[:len(command)] == command
+    assert "fti apply" in container["args"][0]  # the image's project, applied first
     script = container["args"][0]
     assert f"fti-{flow}-$i.fti-{flow}." in script and ":2101" in script
 
@@ -142,7 +144,8 @@ def test_compose_references_existing_files() -> None:
     build = services["features"]["build"]
     assert (COMPOSE / build["context"] / build["dockerfile"]).resolve().is_file()
     for name in ("features", "monitor", "inference", "trainer"):
-        assert services[name]["command"][0] == "fti", name
+        line = services[name]["command"][-1]
+        assert line.startswith("fti apply && exec fti "), name  # the image's project
         assert fti_setting_names(services[name]["environment"]) == []
 
 

@@ -26,7 +26,7 @@ import pytest
 import yaml
 
 from fti.infra.embedded_broker import free_port
-from tests.e2e.test_up import SERVICES, logs
+from tests.e2e.test_up import SERVICES, applied_example, logs
 from tests.support import wait_for
 from tests.test_metric_catalogue import ROOT, promql_problems
 
@@ -207,14 +207,15 @@ def test_prometheus_scrapes_every_fti_service(tmp_path: Path) -> None:
         "FTI_KAFKA__BOOTSTRAP_SERVERS": f"127.0.0.1:{broker_port}",
         **{f"FTI_METRICS__{name.upper()}_PORT": str(port) for name, port in ports.items()},
     })
+    example = applied_example("fraud", tmp_path / "fraud", env)
     config = tmp_path / "prometheus.yml"
     config.write_text(yaml.safe_dump(scrape_config(ports)))
     promtool("check", "config", str(config))
     api = PrometheusApi(prom_port)
-    up_argv = [sys.executable, "-c", "from fti.ops.up import main; main()"]
     prom_argv = [prometheus, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
                  f"--web.listen-address=127.0.0.1:{prom_port}", "--log.level=warn"]
     started = time.monotonic()
+    up_argv = [sys.executable, "-m", "fti", "up", "--project", str(example.directory)]
     with process(up_argv, tmp_path / "up.out", 40, env=env, cwd=tmp_path) as up, \
             process(prom_argv, tmp_path / "prometheus.log", 30, cwd=tmp_path):
         try:
@@ -222,14 +223,14 @@ def test_prometheus_scrapes_every_fti_service(tmp_path: Path) -> None:
             wait_for(lambda: api.query('up{job="fti"}') == dict.fromkeys(SERVICES, 1.0)
                      or up.poll() is not None, timeout_s=60, what="every fti target up == 1")
             assert up.poll() is None, "fti up exited early"
-            wait_for(lambda: api.query('fti_events_in_total{flow="features"}'), timeout_s=30,
-                     what="fti_events_in_total from the feature flow")
+            wait_for(lambda: api.query('fti_events_in_total{flow="materialize"}'),
+                     timeout_s=30, what="fti_events_in_total from the feature engine")
             produced = subprocess.run(
                 [sys.executable, "-m", "fti", "produce", "--project",
-                 str(ROOT / "examples" / "fraud"), "--count", "300", "--bad-fraction", "0.1"],
+                 str(example.directory), "--count", "300", "--bad-fraction", "0.1"],
                 env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
             assert produced.returncode == 0, produced.stderr[-2000:]
-            read = 'sum(fti_events_in_total{flow="features", topic="transactions"})'
+            read = 'sum(fti_events_in_total{flow="materialize", topic="transactions"})'
             wait_for(lambda: api.query(read).get("{}", 0) >= 300, timeout_s=60,
                      what=f"{read} >= 300")
             wait_for(lambda: api.query("sum(fti_dlq_events_total)").get("{}", 0) > 0,

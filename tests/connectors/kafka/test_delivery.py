@@ -84,9 +84,13 @@ def test_librdkafka_logs_one_line_per_condition() -> None:
 def test_fti_train_without_a_broker_says_so_in_one_line_before_training(tmp_path: Path) -> None:
     env = {"PATH": "/usr/bin:/bin", "FTI_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1",
            "FTI_DATA_DIR": str(tmp_path / "data")}
+    for args in (("init", "shop"), ("apply", "--project", "shop")):  # a project, applied
+        ready = subprocess.run([sys.executable, "-m", "fti", *args], cwd=tmp_path, env=env,
+                               capture_output=True, text=True, timeout=60)
+        assert ready.returncode == 0, ready.stderr
     start = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "fti", "train"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run([sys.executable, "-m", "fti", "train", "--project", "shop"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert time.monotonic() - start < 30
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()

@@ -15,7 +15,7 @@ import pytest
 from fti.connectors.kafka.clients import ensure_topic_names
 from fti.features.project.backfill import backfill
 from fti.features.project.loader import Project, load_project
-from fti.flows import scoring
+from fti.flows import inference
 from fti.models.jobs.model_job import run_model_job
 from fti.models.registry import ModelRegistry
 from fti.models.serving import ChampionHolder
@@ -89,13 +89,13 @@ def test_a_regression_model_trains_is_gated_on_mae_and_is_served(
     t = max(r["ts"] for r in rides) + 5_000
     fresh = [{**rides[i], "ride_id": f"live-{i}", "driver_id": d, "rider_id": riders[i],
               "ts": t + i} for i, d in enumerate(drivers)]
-    assembler = scoring.FeatureAssembler(settings, project.models["tipper"])
+    assembler = inference.FeatureAssembler(settings, project.models["tipper"])
     rows = assembler.rows([as_event(r) for r in fresh])
-    expected = holder.current.score(scoring.matrix_of(rows, holder.current.features))
+    expected = holder.current.score(inference.matrix_of(rows, holder.current.features))
     produce(settings.kafka.bootstrap_servers, project.streams["rides"].topic,
             [json.dumps(r).encode() for r in fresh[:3]] + [b"\xff not json"]
             + [json.dumps(r).encode() for r in fresh[3:]])
-    with running_flow(lambda stop: scoring.get_flow(settings, project, {"tipper": holder},
+    with running_flow(lambda stop: inference.get_flow(settings, project, {"tipper": holder},
                                                     stop)):
         wait_for(lambda: len(read_topic(settings.kafka, settings.topics.predictions, 0.2))
                  >= len(fresh), what="a prediction per ride")
