@@ -107,26 +107,18 @@ def _applied_project(directory: Path, settings: Settings) -> Any:
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
-    """Train once now, gate, register, and publish the registry events."""
+    """Train a declared model once now, gate, register, and publish the registry events."""
     from fti.connectors.kafka.clients import check_reachable
+    from fti.models.jobs.model_job import run_model_job
     from fti.models.jobs.trainer_service import RegistryEventPublisher
-    from fti.models.jobs.training_job import run_training_job
 
-    project = _applied_project(args.project, settings) if args.project else None
+    project = _applied_project(args.project, settings)
     publish = None
     if not args.no_publish:
         check_reachable(settings.kafka)  # fail in seconds, before training, not after
         publish = RegistryEventPublisher(settings)
-    if project is not None:
-        from fti.models.jobs.model_job import run_model_job
-
-        result = run_model_job(settings, project, args.model, reason=args.reason,
-                               publish=publish, progress=True, params_from=args.params_from)
-    else:
-        result = run_training_job(
-            settings, reason=args.reason, publish=publish, progress=True,
-            model=args.model or None, params_from=args.params_from,
-        )
+    result = run_model_job(settings, project, args.model, reason=args.reason, publish=publish,
+                           progress=True, params_from=args.params_from)
     print(json.dumps(_jsonable(result.__dict__), default=str))
     if result.unpublished:
         print(f"fti train: {result.unpublished}", file=sys.stderr)
