@@ -21,11 +21,12 @@ from fti.connectors.kafka.clients import ensure_topics
 from fti.events import RetrainRequest
 from fti.infra.embedded_broker import EmbeddedBroker
 from fti.models.jobs.launchers import JobSpec, LocalProcessLauncher, settings_env
+from fti.models.jobs.model_job import run_model_job
 from fti.models.jobs.trainer_service import JobEvent, TrainerService
-from fti.models.jobs.training_job import run_training_job
 from fti.models.registry import ModelRegistry, sha256_file
 from fti.settings import Settings, TrainingSettings
-from tests.models.jobs.test_training_job import ROWS, _append, _batch
+from tests.champions import backfill_history
+from tests.example_projects import example_project
 from tests.support import make_settings, read_topic, wait_for
 
 MODEL = "fraud-xgb"
@@ -189,18 +190,19 @@ def _check_registry(registry: ModelRegistry) -> list[int]:
 def test_killed_training_job_never_leaves_a_half_published_model(
     broker: EmbeddedBroker, tmp_path: Path
 ) -> None:
-    training = TrainingSettings(device="cpu", n_estimators=50, window_labels=ROWS)
-    settings = make_settings(broker.bootstrap_servers, tmp_path, training=training)
+    training = TrainingSettings(device="cpu", window_labels=3000)
+    settings = make_settings(broker.bootstrap_servers, tmp_path / "data", training=training)
     ensure_topics(settings.kafka, settings.topics)
-    features, labels = _batch(0, ROWS, seed=1)
-    _append(settings.offline_dir, features, labels)
-    assert run_training_job(settings, reason="manual", model=MODEL).version == 1  # champion
+    example = example_project("fraud", settings, tmp_path / "fraud")
+    backfill_history(settings, example.project, tmp_path / "history")
+    assert run_model_job(settings, example.project, MODEL).version == 1  # champion
     launcher = LocalProcessLauncher(settings, timeout_s=120, env=settings_env(settings))
     registry = ModelRegistry(settings.registry_dir)
+    where = str(example.directory)
 
     # The subprocess takes ~5 s unloaded, 20 s+ on a busy machine: a kill anywhere in it.
     kill_at = random.uniform(0.5, 15.0)
-    victim = launcher.launch(JobSpec("victim", MODEL, "drift", datetime.now(UTC)))
+    victim = launcher.launch(JobSpec("victim", MODEL, "drift", datetime.now(UTC), project=where))
     if victim.wait(kill_at) is None:
         victim.cancel()
         assert victim.poll() == "failed" and victim.process.returncode == -9
@@ -208,9 +210,10 @@ def test_killed_training_job_never_leaves_a_half_published_model(
     assert numbers in ([1], [1, 2]), f"killed at {kill_at:.2f} s: {numbers}"
 
     events: list[JobEvent] = []
-    service = TrainerService(settings, launcher, publish_job=events.append, sleep=lambda _: None)
-    assert service.run_job(JobSpec("retry", MODEL, "drift", datetime.now(UTC))), (
-        launcher.log_path(JobSpec("retry", MODEL, "drift", datetime.now(UTC))).read_text())
+    service = TrainerService(settings, launcher, publish_job=events.append, sleep=lambda _: None,
+                             project=example.project)
+    retry = JobSpec("retry", MODEL, "drift", datetime.now(UTC), project=where)
+    assert service.run_job(retry), launcher.log_path(retry).read_text()
     after = _check_registry(registry)
     assert after == [*numbers, numbers[-1] + 1]
     assert events[-1].state == "succeeded"
