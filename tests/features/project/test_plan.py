@@ -176,8 +176,8 @@ def test_label_value_and_its_stream_fields_are_breaking(tmp_path: Path) -> None:
     assert result.streams.changed["chargebacks"] == ("fields: + reason",)
     assert result.labels.changed["chargeback"] == ("stream chargebacks: + reason: string",)
     assert result.errors == (
-        "label chargeback v1: stream chargebacks changed (+ reason: string); this changes the label "
-        "table, so bump version=2",)
+        "label chargeback v1: stream chargebacks changed (+ reason: string); this changes the "
+        "label table, so bump version=2",)
     bumped = edit(after, ('value="is_fraud")', 'value="is_fraud", version=2)'))
     assert plan_between(tmp_path, EXAMPLE, bumped).valid
 
