@@ -13,7 +13,7 @@ from fti.connectors.kafka.clients import ensure_topic_names
 from fti.features.project.applied import apply
 from fti.features.project.loader import Project, load_project
 from fti.ops.producer import ScenarioProducer
-from fti.ops.scenario import Scenario, load_scenario
+from fti.ops.scenario import SCENARIO_FILE, Scenario, load_scenario
 from fti.settings import Settings
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -25,7 +25,7 @@ class ExampleProject:
 
     directory: Path
     project: Project
-    scenario: Scenario
+    scenario: Scenario | None  # None: the example ships no scenario.py
     topics: dict[str, str]  # stream name -> topic
 
     def producer(self, settings: Settings, count: int, drift_at: int | None = None,
@@ -33,6 +33,8 @@ class ExampleProject:
                  ) -> ScenarioProducer:
         """A producer of the example's scenario; `counts.transactions` counts the events of
         `stream` (default: the stream of the first model's view)."""
+        if self.scenario is None:
+            raise AssertionError(f"{self.directory} has no {SCENARIO_FILE} to produce")
         if stream is None:
             model = next(iter(self.project.models.values()))
             stream = model.view.groups[0].stream.name
@@ -59,4 +61,5 @@ def example_project(name: str, settings: Settings, directory: Path,
     ensure_topic_names(settings.kafka, project.topics())
     apply(project, settings.data_dir)
     topics = {name: stream.topic for name, stream in project.streams.items()}
-    return ExampleProject(directory, project, load_scenario(directory), topics)
+    scenario = load_scenario(directory) if (directory / SCENARIO_FILE).is_file() else None
+    return ExampleProject(directory, project, scenario, topics)
