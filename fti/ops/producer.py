@@ -1,4 +1,4 @@
-"""Send a synthetic stream (transactions and late labels) to Kafka at a steady rate."""
+"""Send a project's scenario (its events and their late labels) to Kafka at a steady rate."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ from tqdm import tqdm
 from fti.connectors.kafka.publisher import Publisher
 from fti.ops.scenario import DemoRecord
 from fti.settings import Settings
-from fti.synthetic.preferences import PreferenceSpec, generate_preferences
-from fti.synthetic.transactions import Record, StreamSpec, generate
 
 
 @dataclass
@@ -23,69 +21,8 @@ class ProducedCounts:
     bad_transactions: int = 0
     labels: int = 0
     first_drifted_at: float | None = None  # wall time of the first drifted transaction
-    fraud: int = 0
     drifted: int = 0
     by_kind: dict[str, int] = field(default_factory=dict)
-
-
-class StreamProducer:
-    """Produces `spec`'s records in order; `send(n)` sends the next n transactions."""
-
-    def __init__(self, settings: Settings, spec: StreamSpec) -> None:
-        self.topics = settings.topics
-        self.spec = spec
-        self.counts = ProducedCounts()
-        self._records: Iterator[Record] = generate(spec)
-        self._publisher = Publisher(settings.kafka)
-        self._pending: Record | None = None
-
-    @property
-    def exhausted(self) -> bool:
-        """True once every transaction of the spec has been sent."""
-        return self.counts.transactions >= self.spec.count
-
-    def send(self, transactions: int, rate: float = 0.0, progress: bool = False) -> int:
-        """Send up to `transactions` more transactions (with the labels due), `rate` per second
-        (0 = as fast as possible); return how many were sent."""
-        target = min(self.counts.transactions + transactions, self.spec.count)
-        start, sent = time.monotonic(), 0
-        bar = tqdm(total=target - self.counts.transactions, unit="tx", disable=not progress)
-        for record in self._records:
-            self._produce(record)
-            if record.kind != "transaction":
-                continue
-            sent += 1
-            bar.update(1)
-            if rate > 0 and sent % 50 == 0:
-                ahead = start + sent / rate - time.monotonic()
-                if ahead > 0:
-                    time.sleep(ahead)
-            if self.counts.transactions >= target:
-                break
-        bar.close()
-        self._publisher.flush(30)
-        return sent
-
-    def finish(self) -> None:
-        """Send everything left, labels included, as fast as possible."""
-        for record in self._records:
-            self._produce(record)
-        self._publisher.flush(30)
-
-    def _produce(self, record: Record) -> None:
-        topic = self.topics.transactions if record.kind == "transaction" else self.topics.labels
-        self._publisher.send(topic, record.value, record.key)
-        self._publisher.serve()
-        c = self.counts
-        if record.kind == "label":
-            c.labels += 1
-            return
-        c.transactions += 1
-        c.bad_transactions += record.bad
-        c.fraud += record.is_fraud
-        c.drifted += record.drifted
-        if record.drifted and c.first_drifted_at is None:
-            c.first_drifted_at = time.time()
 
 
 class ScenarioProducer:
@@ -146,13 +83,3 @@ class ScenarioProducer:
         c.drifted += record.drifted
         if record.drifted and c.first_drifted_at is None:
             c.first_drifted_at = time.time()
-
-
-def produce_preferences(settings: Settings, spec: PreferenceSpec) -> int:
-    """Send a synthetic preference stream to `topics.preferences`; return how many were bad."""
-    publisher, bad = Publisher(settings.kafka), 0
-    for record in generate_preferences(spec):
-        publisher.send(settings.topics.preferences, record.value, record.key)
-        bad += record.bad
-    publisher.flush(30)
-    return bad
