@@ -38,10 +38,10 @@ import pyarrow as pa
 import xgboost as xgb
 
 from fti.bench.projects import add_model_option, add_project_option, open_project
+from fti.features.dataset_records import Split
 from fti.features.project.declare import FeatureView
 from fti.features.project.model import Model
 from fti.features.project.tables import EVENT_TIME, group_schema, label_schema, label_table
-from fti.features.training_data import Split
 from fti.models.devices import xgboost_device
 from fti.models.trainers.base import ModelInputs
 from fti.models.trainers.xgboost import XGBoostTrainer

@@ -59,9 +59,8 @@ class DatasetRecord(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    #: The feature view the rows come from. (The default is the retired built-in view's,
-    #: kept while the fraud-era tests construct records without one.)
-    view: str = "fraud_v1"
+    #: The feature view the rows come from.
+    view: str
     #: The model the dataset was built for (its label column and task); None in records
     #: written before models were recorded.
     model: str | None = None

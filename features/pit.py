@@ -14,10 +14,10 @@ it is kept as a cross-check.
 
 >>> import pyarrow as pa
 >>> ts = pa.timestamp("us", tz="UTC")
->>> labels = pa.table({"card": ["a", "a", "b", "c"], "ts": pa.array([9, 3, 9, 9], ts)})
->>> features = pa.table({"card": ["a", "a", "b"], "ts": pa.array([8, 2, 10], ts),
+>>> labels = pa.table({"user": ["a", "a", "b", "c"], "ts": pa.array([9, 3, 9, 9], ts)})
+>>> features = pa.table({"user": ["a", "a", "b"], "ts": pa.array([8, 2, 10], ts),
 ...                      "amount": [80.0, 20.0, 99.0]})
->>> asof_join(labels, features, by="card", on="ts")["amount"].to_pylist()
+>>> asof_join(labels, features, by="user", on="ts")["amount"].to_pylist()
 [80.0, 20.0, None, None]
 """
 

@@ -47,12 +47,12 @@ def dlq_message(
     """The DLQ record: original key, original bytes (base64, and as text when UTF-8; cut at
     `max_bytes`), their length and sha256, the reason and the rule it broke.
 
-    >>> rec = KafkaRecord("transactions", 0, 7, b"card-1", b"{oops", 0)
-    >>> topic, key, value = dlq_message(Rejected(rec, "malformed JSON"), "transactions.dlq")
+    >>> rec = KafkaRecord("payments", 0, 7, b"account-1", b"{oops", 0)
+    >>> topic, key, value = dlq_message(Rejected(rec, "malformed JSON"), "payments.dlq")
     >>> body = json.loads(value)
     >>> body["offset"], body["original_text"], body["original_length"], body["truncated"]
     (7, '{oops', 5, False)
-    >>> big = KafkaRecord("transactions", 0, 8, None, b"x" * 100, 0)
+    >>> big = KafkaRecord("payments", 0, 8, None, b"x" * 100, 0)
     >>> body = json.loads(dlq_message(Rejected(big, "too big"), "dlq", max_bytes=10)[2])
     >>> body["original_text"], body["original_length"], body["truncated"]
     ('xxxxxxxxxx', 100, True)

@@ -1,11 +1,14 @@
-"""Event schemas (pydantic) for every topic, and their decoders.
+"""Schemas (pydantic) of fti's own topics (predictions, retrain requests, registry events),
+their decoder, and the time and JSON readers every stream decoder shares.
 
->>> tx = decode_transaction(b'{"tx_id":"t1","card_id":"c1","merchant_id":"m1","amount":12.5,'
-...                         b'"currency":"EUR","country":"DE","channel":"pos",'
-...                         b'"ts":"2026-01-01T00:00:00Z"}')
->>> tx.amount, tx.ts.isoformat()
-(12.5, '2026-01-01T00:00:00+00:00')
->>> decode_transaction(b'{"tx_id": 1')
+A user's events are declared in their project (`fti.features.project.declare.Stream`) and
+decoded by `fti.features.project.decode`, not here.
+
+>>> p = decode_event(Prediction, b'{"id":"e1","score":0.9,"label":1,"model":"m","version":2,'
+...                  b'"latency_ms":3.5,"ts":"2026-01-01T00:00:00Z"}')
+>>> p.score, p.ts.isoformat()
+(0.9, '2026-01-01T00:00:00+00:00')
+>>> decode_event(Prediction, b'{"id": 1')
 Traceback (most recent call last):
 ...
 fti.errors.EventError: malformed JSON: ...
@@ -24,7 +27,6 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
-    field_validator,
 )
 
 from fti.errors import EventError
@@ -81,34 +83,6 @@ class _Event(BaseModel):
     def to_json(self) -> bytes:
         """Serialize to compact JSON bytes, times as RFC 3339 in UTC."""
         return self.model_dump_json().encode()
-
-
-class Transaction(_Event):
-    """A card transaction on the `transactions` topic, keyed by `card_id`."""
-
-    tx_id: str = Field(min_length=1, max_length=128)
-    card_id: str = Field(min_length=1, max_length=128)
-    merchant_id: str = Field(min_length=1, max_length=128)
-    amount: float
-    currency: str = Field(min_length=3, max_length=3)
-    country: str = Field(min_length=2, max_length=2)
-    channel: str
-    ts: EventTime
-
-    @field_validator("amount", mode="before")
-    @classmethod
-    def _amount_is_number(cls, value: Any) -> Any:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"must be a number, got {type(value).__name__}")
-        return value
-
-
-class Label(_Event):
-    """A fraud label on the `labels` topic, keyed by `tx_id`; arrives after its transaction."""
-
-    tx_id: str = Field(min_length=1, max_length=128)
-    is_fraud: bool
-    ts: EventTime
 
 
 class Prediction(_Event):
@@ -183,12 +157,13 @@ def read_json_object(raw: bytes | str) -> dict[str, Any]:
 def decode_event(model: type[E], raw: bytes | str) -> E:
     """Decode untrusted bytes into event `model`; any problem is an `EventError` naming it.
 
-    >>> decode_event(Label, b'{"tx_id": "t1", "is_fraud": true, "ts": 1767225600000}').tx_id
-    't1'
-    >>> decode_event(Label, b'{"tx_id": "t1", "is_fraud": true, "ts": "0001-01-01T00:00:00+01:00"}')
+    >>> raw = b'{"model": "m", "reason": "drift", "requested_at": %s}'
+    >>> decode_event(RetrainRequest, raw % b"1767225600000").reason
+    'drift'
+    >>> decode_event(RetrainRequest, raw % b'"0001-01-01T00:00:00+01:00"')
     Traceback (most recent call last):
     ...
-    fti.errors.EventError: ts: Value error, time out of range: '0001-01-01T00:00:00+01:00'
+    fti.errors.EventError: requested_at: Value error, time out of range: '0001-01-01T00:00:00+01:00'
     """
     data = read_json_object(raw)
     try:
@@ -197,76 +172,3 @@ def decode_event(model: type[E], raw: bytes | str) -> E:
         raise EventError(_first_error(ex)) from None
     except Exception as ex:  # a validator's own bug must not stop a flow either
         raise EventError(f"undecodable {model.__name__}: {type(ex).__name__}: {ex}") from None
-
-
-def decode_transaction(raw: bytes | str) -> Transaction:
-    """Decode a raw transaction and check its shape (JSON object, fields, types) only."""
-    return decode_event(Transaction, raw)
-
-
-def parse_label(raw: bytes | str) -> Label:
-    """Decode and validate one raw label; raise `EventError` naming the problem."""
-    return decode_event(Label, raw)
-
-
-#: Winner values in label order: label 0 = "A", 1 = "B", 2 = "tie".
-WINNERS: tuple[str, ...] = ("A", "B", "tie")
-#: Longest prompt or response accepted, in characters.
-MAX_TEXT_CHARS = 4000
-
-
-class PreferenceEvent(BaseModel):
-    """A human preference between two responses to one prompt, keyed by ``pair_id``."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    pair_id: str = Field(min_length=1, max_length=128)
-    prompt: str
-    response_a: str
-    response_b: str
-    winner: Literal["A", "B", "tie"]
-    ts: EventTime
-
-    @field_validator("prompt", "response_a", "response_b", mode="before")
-    @classmethod
-    def _text(cls, value: Any) -> Any:
-        if not isinstance(value, str):
-            raise ValueError(f"must be text, got {type(value).__name__}")
-        if not value.strip():
-            raise ValueError("must not be empty")
-        if len(value) > MAX_TEXT_CHARS:
-            raise ValueError(f"is {len(value)} characters, at most {MAX_TEXT_CHARS} allowed")
-        return value
-
-    @property
-    def label(self) -> int:
-        """Class index of the winner: A=0, B=1, tie=2."""
-        return WINNERS.index(self.winner)
-
-
-def parse_preference(raw: bytes | str) -> PreferenceEvent:
-    """Decode and validate one raw preference event; raise `EventError` naming the problem.
-
-    >>> parse_preference(b'{"pair_id":"p","prompt":"q","response_a":"x","response_b":" ",'
-    ...                  b'"winner":"A","ts":"2026-01-01T00:00:00Z"}')
-    Traceback (most recent call last):
-    ...
-    fti.errors.EventError: response_b: must not be empty (pair_id='p')
-    """
-    data = read_json_object(raw)
-    try:
-        return PreferenceEvent.model_validate(data)
-    except ValidationError as ex:
-        err = ex.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or "event"
-        where = f" (pair_id={data.get('pair_id')!r})" if "pair_id" in data else ""
-        if err["type"] == "missing":
-            raise EventError(f"missing field {field!r}{where}") from None
-        if field == "winner":
-            raise EventError(
-                f"winner must be one of {list(WINNERS)}, got {data.get('winner')!r}{where}"
-            ) from None
-        message = err["msg"].removeprefix("Value error, ")
-        raise EventError(f"{field}: {message}{where}") from None
-    except Exception as ex:  # a validator's own bug must not stop a flow either
-        raise EventError(f"undecodable preference: {type(ex).__name__}: {ex}") from None

@@ -58,18 +58,18 @@ CHAMPION_PROMOTED_TIMESTAMP = Gauge(
 PREDICTIONS = Counter("fti_predictions_total", "Predictions published.", ["model", "version"])
 PREDICTION_LATENCY_SECONDS = Histogram(
     "fti_prediction_latency_seconds",
-    "From the transaction being read to its prediction being handed to the producer.",
+    "From the event being read to its prediction being handed to the producer.",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
 )
 LIVE_ACCURACY = Gauge(
     "fti_live_accuracy", "Accuracy over the last N labelled predictions.", ["model", "version"]
 )
 LIVE_PRECISION = Gauge(
-    "fti_live_precision", "Precision (fraud = positive) over the last N labelled predictions.",
+    "fti_live_precision", "Precision (class 1 = positive) over the last N labelled predictions.",
     ["model", "version"],
 )
 LIVE_RECALL = Gauge(
-    "fti_live_recall", "Recall (fraud = positive) over the last N labelled predictions.",
+    "fti_live_recall", "Recall (class 1 = positive) over the last N labelled predictions.",
     ["model", "version"],
 )
 LIVE_F1 = Gauge(

@@ -7,8 +7,8 @@ Unknown keys, in the YAML file or as ``FTI_*`` variables, are an error at start-
 >>> s = Settings(data_dir="/tmp/x")
 >>> str(s.online_path)
 '/tmp/x/online.db'
->>> s.topics.dlq
-'transactions.dlq'
+>>> s.topics.predictions
+'predictions'
 """
 
 from __future__ import annotations
@@ -76,31 +76,25 @@ class KafkaSettings(_Section):
 
 
 class TopicSettings(_Section):
-    """Topic names (DESIGN.md "Topics") and how many partitions `fti broker` creates."""
+    """fti's own topic names (DESIGN.md "Topics") and how many partitions `fti broker` creates.
 
-    transactions: str = "transactions"
-    labels: str = "labels"
-    dlq: str = "transactions.dlq"
+    A project's streams name their own topics and dead-letter topics in its definitions."""
+
     retrain_requests: str = "retrain.requests"
     registry_events: str = "registry.events"
     predictions: str = "predictions"
     shadow_predictions: str = "predictions.shadow"
     training_jobs: str = "training.jobs"
-    preferences: str = "preferences"
     partitions: int = Field(1, ge=1)
 
     def all(self) -> list[str]:
         """Every topic name, in a stable order."""
         return [
-            self.transactions,
-            self.labels,
-            self.dlq,
             self.retrain_requests,
             self.registry_events,
             self.predictions,
             self.shadow_predictions,
             self.training_jobs,
-            self.preferences,
         ]
 
 
@@ -120,19 +114,6 @@ class MetricsSettings(_Section):
     monitor_port: int = 9102
     inference_port: int = 9103
     trainer_port: int = 9104
-    preferences_port: int = 9105
-
-
-class ValidationSettings(_Section):
-    """Rules an incoming transaction must pass, else it goes to the DLQ."""
-
-    max_amount: float = Field(1_000_000.0, gt=0)
-    max_future_skew_s: float = Field(3600.0, ge=0)
-    currencies: tuple[str, ...] = ("EUR", "USD", "GBP")
-    channels: tuple[str, ...] = ("pos", "online", "atm")
-    policy: Literal["strict", "warn"] = Field(
-        "strict", description="strict: rule breakers go to the DLQ; warn: written and counted"
-    )
 
 
 class DetectorSettings(_Section):
@@ -179,7 +160,9 @@ class MonitorSettings(_Section):
 class TrainingSettings(_Section):
     """The training job: which model, what data, which gates."""
 
-    model_name: str = "fraud-xgb"
+    model_name: str | None = Field(
+        None, description="The model `fti demo` and `fti registry` follow; None: the project's "
+                          "only served model")
     window_labels: int = Field(6000, ge=0, description="Train on the newest N labels; 0 = all.")
     validation_fraction: float = Field(0.15, gt=0, lt=0.5)
     test_fraction: float = Field(0.2, gt=0, lt=0.5)
@@ -238,9 +221,9 @@ class StateSettings(_Section):
 
 
 class InferenceSettings(_Section):
-    """The inference flow: which model it follows and the label threshold on the score."""
+    """The inference flow: the label threshold on the score, and how long to wait for a
+    champion."""
 
-    model_name: str = "fraud-xgb"
     threshold: float = Field(0.5, gt=0, lt=1)
     wait_for_champion_s: float = Field(600.0, ge=0)
     shadow: bool = Field(False, description="Also score with the challenger, to predictions.shadow")
@@ -261,7 +244,6 @@ class Settings(BaseSettings):
     topics: TopicSettings = TopicSettings()
     broker: BrokerSettings = BrokerSettings()
     metrics: MetricsSettings = MetricsSettings()
-    validation: ValidationSettings = ValidationSettings()
     monitor: MonitorSettings = MonitorSettings()
     training: TrainingSettings = TrainingSettings()
     inference: InferenceSettings = InferenceSettings()

@@ -12,15 +12,18 @@ from pathlib import Path
 from fti.features.project.backfill import backfill
 from fti.features.project.loader import Project
 from fti.models.jobs.model_job import run_model_job
-from fti.models.jobs.training_job import Publish, TrainingResult
+from fti.models.jobs.outcome import Publish, TrainingResult
 from fti.models.registry import CHALLENGER, CHAMPION, ModelRegistry
 from fti.ops.producer import ScenarioProducer
 from fti.ops.scenario import DemoRecord
 from fti.settings import Settings
-from fti.synthetic.transactions import StreamSpec, generate
+from tests.example_projects import scenario_module
 
+FRAUD = scenario_module("fraud")
+#: The fraud example's stream spec (count, seed, start, drift, bad fraction).
+StreamSpec = FRAUD.StreamSpec
 #: Streams of the fraud example by the synthetic generator's record kind.
-STREAMS = {"transaction": "transactions", "label": "labels"}
+STREAMS = FRAUD.STREAMS
 #: History starts a month before the example's scenario, so it is over when live events come.
 HISTORY_START = datetime(2025, 12, 1, tzinfo=UTC)
 
@@ -28,7 +31,7 @@ HISTORY_START = datetime(2025, 12, 1, tzinfo=UTC)
 def records(spec: StreamSpec) -> Iterator[DemoRecord]:
     """The fraud example's records (as its scenario.py makes them) from `spec`, which unlike
     the scenario may say when the stream starts."""
-    for r in generate(spec):
+    for r in FRAUD.records(spec):
         yield DemoRecord(STREAMS[r.kind], r.key, r.value, r.index, r.drifted, r.bad)
 
 

@@ -3,11 +3,14 @@ suffix of their own (tests share one broker), applied, with the example's scenar
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shutil
+import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 from fti.connectors.kafka.clients import ensure_topic_names
 from fti.features.project.applied import apply
@@ -31,7 +34,7 @@ class ExampleProject:
     def producer(self, settings: Settings, count: int, drift_at: int | None = None,
                  bad_fraction: float = 0.0, seed: int = 7, stream: str | None = None
                  ) -> ScenarioProducer:
-        """A producer of the example's scenario; `counts.transactions` counts the events of
+        """A producer of the example's scenario; `counts.events` counts the events of
         `stream` (default: the stream of the first model's view)."""
         if self.scenario is None:
             raise AssertionError(f"{self.directory} has no {SCENARIO_FILE} to produce")
@@ -63,3 +66,17 @@ def example_project(name: str, settings: Settings, directory: Path,
     topics = {name: stream.topic for name, stream in project.streams.items()}
     scenario = load_scenario(directory) if (directory / SCENARIO_FILE).is_file() else None
     return ExampleProject(directory, project, scenario, topics)
+
+
+def scenario_module(name: str) -> ModuleType:
+    """`examples/<name>/scenario.py` as a module (imported once), for tests that use more of
+    it than `generate`: the fraud example's `StreamSpec` and `records`, say."""
+    module_name = f"examples_{name}_scenario"
+    if module_name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(module_name,
+                                                      EXAMPLES / name / SCENARIO_FILE)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[module_name]

@@ -30,8 +30,8 @@ def make_settings(bootstrap: str, data_dir: Path, **overrides: object) -> Settin
     defaults = TopicSettings()
     topics = TopicSettings(
         **{name: f"{getattr(defaults, name)}-{suffix}" for name in
-           ("transactions", "labels", "dlq", "retrain_requests", "registry_events", "predictions",
-            "shadow_predictions", "training_jobs", "preferences")}
+           ("retrain_requests", "registry_events", "predictions", "shadow_predictions",
+            "training_jobs")}
     )
     metrics = MetricsSettings(features_port=0, monitor_port=0, inference_port=0, trainer_port=0)
     return Settings(

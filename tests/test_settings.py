@@ -33,8 +33,8 @@ def test_defaults() -> None:
     assert s.online_path == Path(".fti/online.db")
     assert s.kafka.bootstrap_servers == "127.0.0.1:9092"
     assert s.kafka.client_config() == {"bootstrap.servers": "127.0.0.1:9092"}
-    assert s.topics.all()[:3] == ["transactions", "labels", "transactions.dlq"]
-    assert (s.monitor.cooldown_s, s.training.model_name, s.log_level) == (20.0, "fraud-xgb", "INFO")
+    assert s.topics.all()[:3] == ["retrain.requests", "registry.events", "predictions"]
+    assert (s.monitor.cooldown_s, s.training.model_name, s.log_level) == (20.0, None, "INFO")
 
 
 def test_env_overrides_nested_and_top_level(monkeypatch: pytest.MonkeyPatch) -> None:

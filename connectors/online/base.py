@@ -27,7 +27,7 @@ class OnlineStoreError(FtiError):
 
 
 class OnlineRow:
-    """A card's latest features, the transaction they are as of, and its 24 h window.
+    """An entity's latest features, the event (id) they are as of, and its window state.
 
     Immutable, built as `OnlineRow(entity, event_time, tx_id, features, window)`. Rows read
     from a store decode `features` and `window` from JSON on first access only, so a batched
@@ -42,9 +42,9 @@ class OnlineRow:
 
     # Read-only properties over slots: immutable, yet filled at plain-attribute speed.
     __slots__ = ("_entity", "_event_time", "_tx_id", "_features", "_window", "_raw_f", "_raw_w")
-    entity = property(attrgetter("_entity"), doc="The entity (card id).")
+    entity = property(attrgetter("_entity"), doc="The entity (its key).")
     event_time = property(attrgetter("_event_time"), doc="Event time, epoch seconds.")
-    tx_id = property(attrgetter("_tx_id"), doc="The transaction the features are as of.")
+    tx_id = property(attrgetter("_tx_id"), doc="Id of the event the features are as of.")
 
     def __init__(self, entity: str, event_time: float, tx_id: str, features: dict[str, float],
                  window: list[list[Any]]) -> None:
@@ -71,7 +71,7 @@ class OnlineRow:
 
     @property
     def window(self) -> list[list[Any]]:
-        """The card's window as plain lists `[ts, amount, country, tx_id]`, oldest first."""
+        """The entity's window state as plain lists (the engine's own layout), oldest first."""
         if self._window is None:
             self._window = json.loads(self._raw_w)
         return self._window

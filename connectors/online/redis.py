@@ -20,10 +20,10 @@ Keys of one batch span hash slots, so Redis Cluster would need per-slot batches 
 
 >>> import uuid
 >>> store = RedisOnlineStore("redis://127.0.0.1:6379/0", f"doctest-{uuid.uuid4().hex}")
->>> store.upsert([OnlineRow("card-1", 2.0, "tx-2", {"amount": 5.0}, [[2.0, 5.0, "DE", "tx-2"]])])
->>> store.upsert([OnlineRow("card-1", 1.0, "tx-1", {"amount": 9.0}, [])])  # older: ignored
->>> store.get_many(["card-1", "card-9"])["card-1"].tx_id, store.count()
-('tx-2', 1)
+>>> store.upsert([OnlineRow("user-1", 2.0, "e-2", {"amount": 5.0}, [[2.0, 5.0, "DE", "e-2"]])])
+>>> store.upsert([OnlineRow("user-1", 1.0, "e-1", {"amount": 9.0}, [])])  # older: ignored
+>>> store.get_many(["user-1", "user-9"])["user-1"].tx_id, store.count()
+('e-2', 1)
 >>> store.clear(); store.close()
 """
 

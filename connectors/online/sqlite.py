@@ -3,14 +3,14 @@
 
 >>> import tempfile, pathlib
 >>> store = SqliteOnlineStore(pathlib.Path(tempfile.mkdtemp()) / "online.db", ttl_s=60.0)
->>> store.upsert([OnlineRow("card-1", 2.0, "tx-2", {"amount": 5.0}, [])])
->>> store.upsert([OnlineRow("card-1", 1.0, "tx-1", {"amount": 9.0}, [])])  # older: ignored
->>> found = store.lookup(["card-1", "card-9"], now=32.0)
->>> found["card-1"].status, found["card-1"].row.tx_id, found["card-1"].age_s, found["card-9"].status
-('ok', 'tx-2', 30.0, 'missing')
->>> store.lookup(["card-1"], now=100.0)["card-1"].status
+>>> store.upsert([OnlineRow("user-1", 2.0, "e-2", {"amount": 5.0}, [])])
+>>> store.upsert([OnlineRow("user-1", 1.0, "e-1", {"amount": 9.0}, [])])  # older: ignored
+>>> found = store.lookup(["user-1", "user-9"], now=32.0)
+>>> found["user-1"].status, found["user-1"].row.tx_id, found["user-1"].age_s, found["user-9"].status
+('ok', 'e-2', 30.0, 'missing')
+>>> store.lookup(["user-1"], now=100.0)["user-1"].status
 'expired'
->>> store.get_many(["card-1"]), store.newest_event_time()  # 1970 is long expired
+>>> store.get_many(["user-1"]), store.newest_event_time()  # 1970 is long expired
 ({}, 2.0)
 """
 
@@ -74,7 +74,7 @@ class SqliteOnlineStore:
         return conn
 
     def upsert(self, rows: Iterable[OnlineRow]) -> None:
-        """Write rows in one transaction; per entity, the newest event time wins."""
+        """Write rows in one commit; per entity, the newest event time wins."""
         params = [
             (r.entity, r.event_time, r.tx_id, json_text(r.features), json_text(r.window))
             for r in rows

@@ -2,7 +2,7 @@
 
 Run it: `fti plan --project examples/fraud`, `fti apply --project examples/fraud`,
 `fti up --project examples/fraud`; `fti demo` runs this project end to end with its
-synthetic stream (`examples/fraud/stream.py`).
+synthetic stream (`examples/fraud/scenario.py`).
 """
 
 from datetime import UTC, datetime

@@ -33,14 +33,14 @@ def main() -> None:
             "merchant_id": f"m-{rng.randrange(5)}",
             "customer_id": f"c-{rng.randrange(40)}",
             "amount": round(rng.lognormvariate(3, 1), 2),
-            "method": rng.choice(["card", "bank", "wallet"]),
+            "method": rng.choice(["bank", "wallet", "voucher"]),
             "ts": now_ms + i * 1000,  # epoch milliseconds, or RFC 3339 text
         }
         producer.produce("payments", json.dumps(payment), key=payment["merchant_id"],
                          on_delivery=report)
         if i % 5 == 0:  # a chargeback verdict for one payment in five, a minute later
             verdict = {key: payment[key] for key in ("payment_id", "merchant_id", "customer_id")}
-            verdict |= {"is_fraud": int(payment["amount"] > 60), "ts": payment["ts"] + 60_000}
+            verdict |= {"disputed": int(payment["amount"] > 60), "ts": payment["ts"] + 60_000}
             producer.produce("chargebacks", json.dumps(verdict), key=payment["merchant_id"],
                              on_delivery=report)
         producer.poll(0)

@@ -239,7 +239,7 @@ class FeatureView:
     """Training data: each label joined, point in time, to the features of `groups` as of the
     label's event time (no older than `ttl`, when given). A group joins on its entity when
     the label's stream carries it, else on its stream's event id (the label names the very
-    event it labels, as a fraud label names its transaction). Columns are named
+    event it labels, as an outcome names the payment it is about). Columns are named
     `<group>__<feature>`."""
 
     name: str

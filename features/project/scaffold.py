@@ -65,7 +65,7 @@ payments = Stream(
         Field("merchant_id", "string"),
         Field("customer_id", "string"),
         Field("amount", "float", min=0),
-        Field("method", "string", values=("card", "bank", "wallet")),
+        Field("method", "string", values=("bank", "wallet", "voucher")),
         Field("ts", "timestamp"),
     ],
 )
@@ -80,7 +80,7 @@ chargebacks = Stream(
         Field("payment_id", "string"),
         Field("merchant_id", "string"),
         Field("customer_id", "string"),
-        Field("is_fraud", "int", min=0, max=1),
+        Field("disputed", "int", min=0, max=1),
         Field("ts", "timestamp"),
     ],
 )
@@ -110,7 +110,7 @@ customer_activity = FeatureGroup(
     description="How a customer pays.",
 )
 
-chargeback = Label("chargeback", stream=chargebacks, value="is_fraud")
+chargeback = Label("chargeback", stream=chargebacks, value="disputed")
 
 payment_risk = FeatureView(
     "payment_risk", chargeback, [merchant_activity, customer_activity], ttl="7d"

@@ -21,12 +21,22 @@ from typing import Any
 
 import pyarrow as pa
 
-from fti.features.groups import SOURCE_FIELDS
 from fti.features.project.declare import FeatureGroup, Label
 from fti.features.project.fields import ARROW_TYPES
 
 EVENT_TIME = "event_time"
 _TIME = pa.timestamp("us", tz="UTC")
+#: Columns every offline row carries so that a replay repeats, not duplicates, it. The topic
+#: id tells apart incarnations of a topic that was recreated (offsets restart at 0); rows
+#: written before it existed have none.
+SOURCE_FIELDS: tuple[pa.Field, ...] = (
+    pa.field("source_topic", pa.string(), nullable=False),
+    pa.field("source_partition", pa.int32(), nullable=False),
+    pa.field("source_offset", pa.int64(), nullable=False),
+    pa.field("source_topic_id", pa.string()),
+)
+#: Columns that identify where an offline row came from; a replay repeats them.
+SOURCE_COLUMNS: tuple[str, ...] = tuple(field.name for field in SOURCE_FIELDS)
 
 
 def group_schema(group: FeatureGroup) -> pa.Schema:

@@ -12,7 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import timedelta
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from fti.connectors.errors import OfflineTableError
 from fti.connectors.offline.store import LanceOfflineStore
@@ -21,11 +23,11 @@ from fti.features.pit import asof_join
 from fti.features.project.declare import FeatureView
 from fti.features.project.tables import (
     EVENT_TIME,
+    SOURCE_COLUMNS,
     group_schema,
     label_schema,
     label_table,
 )
-from fti.features.training_data import SOURCE_COLUMNS, dedupe_by_source
 
 
 def view_training_table(view: FeatureView, labels: pa.Table,
@@ -95,3 +97,24 @@ def _read(store: LanceOfflineStore, name: str, schema: pa.Schema,
         if version is not None:
             raise
         return schema.empty_table(), 0
+
+
+def dedupe_by_source(table: pa.Table) -> pa.Table:
+    """Keep the first row for each source (topic id, topic, partition, offset), in order.
+
+    Rows of a recreated topic (another topic id) at the same offsets are different records.
+
+    >>> t = pa.table({"source_topic": ["t", "t", "t", "t"], "source_partition": [0, 0, 0, 0],
+    ...               "source_offset": [1, 1, 2, 1], "source_topic_id": ["a", "a", "a", "b"],
+    ...               "v": [10, 11, 12, 13]})
+    >>> dedupe_by_source(t)["v"].to_pylist()
+    [10, 12, 13]
+    """
+    return _first_per_key(table, [c for c in SOURCE_COLUMNS if c in table.column_names])
+
+
+def _first_per_key(table: pa.Table, keys: list[str], last: bool = False) -> pa.Table:
+    rows = table.append_column("__row", pa.array(np.arange(table.num_rows, dtype=np.int64)))
+    agg = "max" if last else "min"
+    keep = rows.group_by(keys, use_threads=False).aggregate([("__row", agg)])[f"__row_{agg}"]
+    return table.take(pc.take(keep, pc.sort_indices(keep)))

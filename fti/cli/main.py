@@ -66,7 +66,7 @@ def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
     producer.send(args.count, rate=args.rate, progress=sys.stderr.isatty())
     producer.finish()
     c = producer.counts
-    print(json.dumps({"stream": events, "events": c.transactions, "bad": c.bad_transactions,
+    print(json.dumps({"stream": events, "events": c.events, "bad": c.bad_events,
                       "labels": c.labels, "drifted": c.drifted}))
     return 0
 
@@ -178,7 +178,7 @@ def cmd_store(args: argparse.Namespace, settings: Settings) -> int:
 
 BENCHMARKS = (
     "feature-ingest", "online-lookup", "pit-join", "inference", "detectors", "soak",
-    "train-overhead", "model-swap", "lora-steps", "peer-quix",
+    "train-overhead", "model-swap", "peer-quix",
 )
 
 
@@ -236,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("broker", cmd_broker).add_argument("--port", type=int, help="default: FTI_BROKER__PORT")
     p = add("produce", cmd_produce)
     p.add_argument("--project", type=Path, metavar="DIR", required=True,
-                   help="a project with a scenario.py, e.g. examples/fraud")
+                   help="a project with a scenario.py (each example under examples/ has one)")
     p.add_argument("--count", type=int, default=10000, help="events to produce")
     p.add_argument("--rate", type=float, default=0.0, help="events per second (0 = max)")
     p.add_argument("--drift-at", type=int, default=None, help="index where the world changes")

@@ -33,7 +33,8 @@ def add_registry_parser(subparsers: Any) -> argparse.ArgumentParser:
     doc = "List, show, compare, promote, roll back, approve or reject model versions."
     parser = subparsers.add_parser("registry", help=doc, description=doc)
     parser.set_defaults(handler=run_registry_command)
-    parser.add_argument("--model", default=None, help="default: FTI_TRAINING__MODEL_NAME")
+    parser.add_argument("--model", default=None,
+                        help="default: FTI_TRAINING__MODEL_NAME, else the only model registered")
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     def action(name: str, text: str, json_flag: bool = False) -> argparse.ArgumentParser:
@@ -74,7 +75,10 @@ def run_registry_command(
     (default: a ``RegistryEventPublisher`` to Kafka). Returns the exit code."""
     args = _with_defaults(args)
     registry = ModelRegistry(settings.registry_location)
-    model = args.model or settings.training.model_name
+    model = args.model or settings.training.model_name or _only_model(registry, args.action)
+    if model is None:  # nothing registered yet
+        print(f"no models in {registry.root}")
+        return 1
     if args.action in ("list", "show", "diff"):
         return _READERS[args.action](registry, model, args)
     entry = _CHANGES[args.action](registry, model, args)
@@ -90,6 +94,17 @@ def run_registry_command(
     publish(event)
     print(f"{model}: {_describe(entry)} ({event.event} event published)")
     return 0
+
+
+def _only_model(registry: ModelRegistry, action: str) -> str | None:
+    """The registry's only model (None when it has none); several: an error naming them."""
+    names = registry.model_names()
+    if len(names) > 1:
+        raise RegistryError(f"the registry holds {', '.join(names)}: name one with --model NAME "
+                            "(or FTI_TRAINING__MODEL_NAME)")
+    if not names and action not in _READERS:
+        raise RegistryError(f"no models in {registry.root}: nothing to {action}")
+    return names[0] if names else None
 
 
 def _with_defaults(args: argparse.Namespace) -> argparse.Namespace:

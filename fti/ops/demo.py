@@ -183,7 +183,7 @@ def _drive(
         with watcher.lock:
             closed = watcher.state.loop_closed()
             scoring = sum(watcher.state.predictions_by_version.values()) > 0
-        at_drift = producer.counts.transactions >= options.drift_at
+        at_drift = producer.counts.events >= options.drift_at
         # The world changes only once the first model is serving: the demo then shows the
         # detector seeing a model's error rate rise, not a cold start.
         serving = scoring and registry.alias(demo.model.name) is not None
@@ -196,7 +196,7 @@ def _drive(
         if producer.exhausted or waiting_for_first_model:
             time.sleep(0.2)
             continue
-        room = options.drift_at - producer.counts.transactions
+        room = options.drift_at - producer.counts.events
         chunk = min(CHUNK, room) if room > 0 else CHUNK
         sent = producer.send(chunk, rate=options.rate)
         if tail_left is not None:
@@ -207,8 +207,8 @@ def _drive(
 def _stores_caught_up(s: Settings, demo: DemoProject, producer: ScenarioProducer,
                       watcher: LoopWatcher) -> bool:
     offline = LanceOfflineStore(s.offline_location)
-    produced = producer.counts.transactions
-    valid = produced - producer.counts.bad_transactions
+    produced = producer.counts.events
+    valid = produced - producer.counts.bad_events
     with watcher.lock:
         dlq = watcher.state.dlq_by_topic[demo.project.streams[demo.events_stream].topic]
         predicted = sum(watcher.state.predictions_by_version.values())
@@ -237,12 +237,12 @@ def _summary(s: Settings, demo: DemoProject, producer: ScenarioProducer, state: 
     new_version = state.promoted_after_drift()
     first_drifted = producer.counts.first_drifted_at
     deploy = state.first_prediction_at.get(new_version) if new_version else None
-    detected = drift["evidence"].get("detected_at_tx") if drift else None
+    detected = drift["evidence"].get("detected_at_event") if drift else None
     index_of = demo.scenario.index_of
     return {
         "project": str(demo.project.directory),
         "model": model,
-        "events_produced": producer.counts.transactions,
+        "events_produced": producer.counts.events,
         "dlq_events": state.dlq_by_topic[demo.project.streams[demo.events_stream].topic],
         "online_entities": open_online_store(s).count(),
         "offline_feature_rows": offline.count(demo.feature_table),

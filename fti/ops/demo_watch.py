@@ -49,13 +49,13 @@ class LoopState:
 class LoopWatcher(threading.Thread):
     """Reads the loop's output topics from the beginning into a `LoopState`."""
 
-    def __init__(self, settings: Settings, dlq_topics: list[str] | None = None,
+    def __init__(self, settings: Settings, dlq_topics: list[str],
                  model: str | None = None) -> None:
         super().__init__(name="demo-watcher", daemon=True)
         self.settings = settings
         #: The model whose predictions, requests and registry events count (None: any).
         self.model = model
-        self.dlq_topics = dlq_topics if dlq_topics is not None else [settings.topics.dlq]
+        self.dlq_topics = dlq_topics
         self.state = LoopState()
         self.lock = threading.Lock()
         self.stopping = threading.Event()
@@ -82,7 +82,7 @@ class LoopWatcher(threading.Thread):
             return
         if topic == t.predictions:
             if value["id"] in s.predicted_tx:
-                return  # at-least-once delivery: count each transaction once
+                return  # at-least-once delivery: count each event once
             s.predicted_tx.add(value["id"])
             s.predictions_by_version[value["version"]] += 1
             s.first_prediction_at.setdefault(value["version"], now)

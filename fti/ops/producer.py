@@ -17,17 +17,17 @@ from fti.settings import Settings
 class ProducedCounts:
     """What has been sent so far."""
 
-    transactions: int = 0
-    bad_transactions: int = 0
-    labels: int = 0
-    first_drifted_at: float | None = None  # wall time of the first drifted transaction
+    events: int = 0  # of the scored stream
+    bad_events: int = 0
+    labels: int = 0  # events of the other streams
+    first_drifted_at: float | None = None  # wall time of the first drifted event
     drifted: int = 0
     by_kind: dict[str, int] = field(default_factory=dict)
 
 
 class ScenarioProducer:
     """Produces a project's demo scenario in order; `send(n)` sends the next n events of the
-    scored stream (with the label events due meanwhile). `counts.transactions` counts those
+    scored stream (with the label events due meanwhile). `counts.events` counts those
     events, `counts.labels` the rest."""
 
     def __init__(self, settings: Settings, records: Iterator[DemoRecord],
@@ -41,14 +41,14 @@ class ScenarioProducer:
     @property
     def exhausted(self) -> bool:
         """True once every event of the scenario has been sent."""
-        return self.counts.transactions >= self.count
+        return self.counts.events >= self.count
 
     def send(self, events: int, rate: float = 0.0, progress: bool = False) -> int:
         """Send up to `events` more events (with the labels due), `rate` per second (0 = as
         fast as possible); return how many were sent."""
-        target = min(self.counts.transactions + events, self.count)
+        target = min(self.counts.events + events, self.count)
         start, sent = time.monotonic(), 0
-        bar = tqdm(total=target - self.counts.transactions, unit="event", disable=not progress)
+        bar = tqdm(total=target - self.counts.events, unit="event", disable=not progress)
         for record in self._records:
             self._produce(record)
             if record.stream != self.events_stream:
@@ -59,7 +59,7 @@ class ScenarioProducer:
                 ahead = start + sent / rate - time.monotonic()
                 if ahead > 0:
                     time.sleep(ahead)
-            if self.counts.transactions >= target:
+            if self.counts.events >= target:
                 break
         bar.close()
         self._publisher.flush(30)
@@ -78,8 +78,8 @@ class ScenarioProducer:
         if record.stream != self.events_stream:
             c.labels += 1
             return
-        c.transactions += 1
-        c.bad_transactions += record.bad
+        c.events += 1
+        c.bad_events += record.bad
         c.drifted += record.drifted
         if record.drifted and c.first_drifted_at is None:
             c.first_drifted_at = time.time()

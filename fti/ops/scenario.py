@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,9 +65,11 @@ def load_scenario(project_dir: Path | str) -> Scenario:
     if not path.is_file():
         raise ConfigError(f"{project_dir} has no {SCENARIO_FILE}: `fti demo` needs one that "
                           "defines generate(count, drift_at, bad_fraction, seed)")
-    spec = importlib.util.spec_from_file_location(f"fti_scenario_{next(_loads)}", path)
+    name = f"fti_scenario_{next(_loads)}"
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses of the module look themselves up there
     spec.loader.exec_module(module)
     generate: Any = getattr(module, "generate", None)
     if not callable(generate):

@@ -36,7 +36,7 @@ class ErrorObserved:
     right (classification), or the absolute error |predicted - actual| (regression); the
     error detectors watch its mean rise either way."""
 
-    tx_id: str
+    event_id: str
     version: int
     error: float
 
@@ -45,7 +45,7 @@ class ErrorObserved:
 class FeatureObserved:
     """One monitored value of `feature` (None: the config's `default_feature`)."""
 
-    tx_id: str
+    event_id: str
     value: float
     feature: str | None = None
 

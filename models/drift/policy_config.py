@@ -1,5 +1,5 @@
 """The retrain policy's configuration: `MonitorConfig`, built from settings by `monitor_config`
-(the built-in fraud monitor) or by `retrain_config` (one declared model of a project).
+(one model, from settings alone) or by `retrain_config` (one declared model of a project).
 
 Which detectors watch the error rate and each feature, how detections are confirmed, and
 the label and cooldown thresholds; the defaults are `MonitorSettings()`'s behaviour.

@@ -15,7 +15,7 @@ requests come out. Rules:
   training job has examples of the new regime; its evidence names every detector that fired;
 - nothing is requested within `cooldown_s` of the previous request.
 
->>> policy = RetrainPolicy("fraud-xgb", MonitorSettings(bootstrap_labels=2, cooldown_s=0))
+>>> policy = RetrainPolicy("risk-xgb", MonitorSettings(bootstrap_labels=2, cooldown_s=0))
 >>> policy.observe(LabelSeen(), now=0.0)
 []
 >>> [r.reason for r in policy.observe(LabelSeen(), now=1.0)]
@@ -59,7 +59,7 @@ class Detection:
     """A drift detection waiting for enough new labels before it becomes a request."""
 
     detector: str
-    tx_id: str
+    event_id: str
     labels_at: int
     evidence: dict[str, Any]
     signals: list[dict[str, Any]] = field(default_factory=list)
@@ -116,7 +116,7 @@ class RetrainPolicy:
             self._observe_error(obs)
         elif isinstance(obs, FeatureObserved):
             feature = obs.feature or self.config.default_feature
-            self._observe(feature, obs.value, obs.tx_id, {})
+            self._observe(feature, obs.value, obs.event_id, {})
         elif isinstance(obs, ReferenceSet):
             self._set_reference(obs.feature, _as_reference(obs.values))
         request = self._decide(now)
@@ -130,9 +130,9 @@ class RetrainPolicy:
             # A newly serving model (promoted or rolled back to) starts a new error history.
             self.streams[ERROR_RATE] = self._build(ERROR_RATE, self.config.error_detectors)
             self._error_version = obs.version
-        self._observe(ERROR_RATE, float(obs.error), obs.tx_id, {"version": obs.version})
+        self._observe(ERROR_RATE, float(obs.error), obs.event_id, {"version": obs.version})
 
-    def _observe(self, stream: str, value: float, tx_id: str, extra: dict[str, Any]) -> None:
+    def _observe(self, stream: str, value: float, event_id: str, extra: dict[str, Any]) -> None:
         detectors = self.streams.get(stream)
         if detectors is None:
             configs = self.config.feature_detectors.get(stream)
@@ -140,9 +140,9 @@ class RetrainPolicy:
                 return  # not a monitored feature
             detectors = self.streams[stream] = self._build(stream, configs)
         for detector in detectors:
-            signal = detector.update(value, tx_id)
+            signal = detector.update(value, event_id)
             if signal is not None:
-                self._detect(signal, tx_id, extra)
+                self._detect(signal, event_id, extra)
 
     def _build(self, stream: str, configs: Sequence[DetectorConfig]) -> list[Detector]:
         cfg, reference = self.config, self.references.get(stream)
@@ -167,18 +167,18 @@ class RetrainPolicy:
         self.streams[stream] = kept + self._build(stream, [c for c in configs
                                                            if c.needs_reference])
 
-    def _detect(self, signal: DetectorSignal, tx_id: str, extra: dict[str, Any]) -> None:
+    def _detect(self, signal: DetectorSignal, event_id: str, extra: dict[str, Any]) -> None:
         evidence = signal.evidence()
         detector = evidence.pop("detector")
         before, after = evidence.pop("mean_before"), evidence.pop("mean_after")
         prefix = "error_rate" if signal.feature == ERROR_RATE else "mean"
         evidence |= {f"{prefix}_before": before, f"{prefix}_now": after, **extra}
-        self.detections.append({"detector": detector, "tx_id": tx_id, **evidence})
+        self.detections.append({"detector": detector, "event_id": event_id, **evidence})
         del self.detections[:-MAX_DETECTIONS]
         self.detections_total += 1
         summary = {"detector": detector, **{k: evidence[k] for k in _SIGNAL_KEYS}}
         if self.pending is None:
-            self.pending = Detection(detector, tx_id, self.labels, evidence, [summary])
+            self.pending = Detection(detector, event_id, self.labels, evidence, [summary])
         elif len(self.pending.signals) < MAX_SIGNALS:
             self.pending.signals.append(summary)
 
@@ -192,7 +192,7 @@ class RetrainPolicy:
             waited = self.labels - self.pending.labels_at
             if waited >= cfg.drift_min_labels:
                 evidence = {
-                    "detector": self.pending.detector, "detected_at_tx": self.pending.tx_id,
+                    "detector": self.pending.detector, "detected_at_event": self.pending.event_id,
                     "labels_since_detection": waited, **self.pending.evidence,
                     "signals": self.pending.signals,
                 }

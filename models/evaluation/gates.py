@@ -3,7 +3,7 @@
 `check_metric_gates` checks any task's metrics against thresholds (a minimum, or a maximum for
 a metric that is better when lower, `LOWER_IS_BETTER` of the model declaration) and the
 task's primary metric against the champion's on the same test split; `check_task_gates` does
-the same for a declared model. `check_gates` is the binary fraud models' gate on ROC AUC.
+the same for a declared model. `check_gates` is the older binary gate on ROC AUC (with slices).
 
 >>> check_metric_gates("regression", {"mae": 5.0, "r2": 0.5}, {"mae": 7.2, "r2": 0.7}).reasons
 ['mae 7.2 > 5.0 (gate max)']

@@ -2,18 +2,18 @@
 
 >>> from datetime import UTC, datetime
 >>> from fti.models.evaluation.gates import GateResult
->>> info = ModelCardInfo(model="fraud-xgb", version=1, created_at=datetime(2026, 1, 1, tzinfo=UTC),
+>>> info = ModelCardInfo(model="risk-xgb", version=1, created_at=datetime(2026, 1, 1, tzinfo=UTC),
 ...     metrics={"roc_auc": 0.9, "f1": 0.5, "precision": 0.6, "recall": 0.4, "accuracy": 0.95,
 ...              "rows": 100, "positives": 10,
 ...              "confusion_matrix": {"tn": 87, "fp": 3, "fn": 6, "tp": 4}},
 ...     gates=GateResult(passed=True))
 >>> render_model_card(info).splitlines()[0]
-'# Model card: fraud-xgb v1'
+'# Model card: risk-xgb v1'
 
 Optional fields add sections: plots (written by `build_card_assets` next to the card and
 embedded as images), bias slices, feature importance, signature, device, dependencies, lineage.
-A card's ``task`` picks its metrics and plots: binary as the fraud models (ROC, PR, confusion
-matrix), multiclass a class confusion matrix, regression a residual plot; `write_task_card`
+A card's ``task`` picks its metrics and plots: binary ROC and PR curves and a confusion
+matrix, multiclass a class confusion matrix, regression a residual plot; `write_task_card`
 writes the card of a declared model (`fti.features.project.Model`) with its plots.
 
 >>> from dataclasses import replace
@@ -64,7 +64,7 @@ DEPENDENCIES: tuple[str, ...] = tuple(
     "xgboost torch peft transformers pyarrow lancedb numpy".split()
 )
 DEPLOYMENT = (
-    "Streaming: `flows/inference` scores every transaction with the champion, hot-swapped on "
+    "Streaming: `flows/inference` scores every event with the champion, hot-swapped on "
     "`registry.events`; `flows/monitor` watches drift and label volume and requests retrains."
 )
 SLICED_LIMITATION = (
@@ -73,16 +73,16 @@ SLICED_LIMITATION = (
 )
 
 INTENDED_USE = (
-    "Scores card transactions for fraud risk in real time (`flows/inference`), from the "
-    "features of `features/definitions.py` as computed by the feature flow. A score >= the "
-    "inference threshold marks a transaction for review; it is a decision aid, not a verdict."
+    "Scores events in real time (`flows/inference`) from the features of its view, as the "
+    "feature engine computes them. A score >= the inference threshold marks an event as "
+    "positive; it is a decision aid, not a verdict."
 )
 LIMITATIONS = (
-    "- Trained on labels known at training time; fraud patterns that appeared later are unseen "
+    "- Trained on labels known at training time; patterns that appeared later are unseen "
     "until the monitor triggers a retrain.",
     "- The time split tests on the newest labels only; performance on older or rarer segments "
-    "(countries, channels, merchants) is not measured separately yet (no bias slices).",
-    "- Labels arrive late and may be incomplete for the newest transactions; recent fraud may be "
+    "is not measured separately (no bias slices).",
+    "- Labels arrive late and may be incomplete for the newest events; recent positives may be "
     "under-counted in the test split.",
     "- Scores are not calibrated probabilities (`scale_pos_weight` rebalances the classes).",
 )
@@ -354,7 +354,7 @@ def _training_data(dataset: dict[str, Any], task: str = "binary") -> str:
         f"- Rows: {dataset.get('rows', 'n/a')} (newest {dataset.get('window_labels', 'n/a')} "
         f"labels; 0 = all), rows sha256 `{dataset.get('rows_sha256', 'n/a')}`",
         "",
-        "| split | rows | fraud | fraud rate | label time from | to |",
+        "| split | rows | positives | positive rate | label time from | to |",
         "| --- | ---: | ---: | ---: | --- | --- |",
     ]
     for name, stats in dataset.get("splits", {}).items():
@@ -396,7 +396,7 @@ def _metrics(
         names = (*_METRICS[:1], *_EXTRA_METRICS, *_METRICS[1:], "log_loss", "brier", "ece")
         names = tuple(n for n in names if n in _METRICS or n in metrics) if metrics else _METRICS
         header = (
-            f"## Metrics on the test split\n\n{rows} rows, {positives} fraud "
+            f"## Metrics on the test split\n\n{rows} rows, {positives} positive "
             f"({_rate(positives, rows)}), threshold {metrics.get('threshold', 0.5)}.\n"
         )
     else:
@@ -428,9 +428,9 @@ def _confusion(metrics: dict[str, Any], task: str = "binary") -> str:
     cm = metrics.get("confusion_matrix", {})
     return (
         "## Confusion matrix (test)\n\n"
-        "| | predicted legit | predicted fraud |\n| --- | ---: | ---: |\n"
-        f"| actual legit | {cm.get('tn', 'n/a')} | {cm.get('fp', 'n/a')} |\n"
-        f"| actual fraud | {cm.get('fn', 'n/a')} | {cm.get('tp', 'n/a')} |"
+        "| | predicted 0 | predicted 1 |\n| --- | ---: | ---: |\n"
+        f"| actual 0 | {cm.get('tn', 'n/a')} | {cm.get('fp', 'n/a')} |\n"
+        f"| actual 1 | {cm.get('fn', 'n/a')} | {cm.get('tp', 'n/a')} |"
     )
 
 

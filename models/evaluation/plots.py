@@ -102,7 +102,7 @@ def plot_roc_curve(
 def plot_pr_curve(
     y_true: ArrayLike, scores: ArrayLike, path: Path, champion_scores: ArrayLike | None = None
 ) -> Path:
-    """Precision-recall curve(s), average precision in the legend, fraud rate as baseline."""
+    """Precision-recall curve(s), average precision in the legend, the positive rate as baseline."""
     figure = _figure()
     axes = figure.add_subplot()
     y = np.asarray(y_true)
@@ -113,7 +113,7 @@ def plot_pr_curve(
             curve.recall, curve.precision, where="pre", color=color, label=f"{label} (AP {ap:.3f})"
         )
     rate = float(np.mean(y == 1))
-    axes.axhline(rate, color=_BASELINE, linestyle="--", label=f"fraud rate {rate:.3f}")
+    axes.axhline(rate, color=_BASELINE, linestyle="--", label=f"positive rate {rate:.3f}")
     axes.set(
         title="Precision-recall curve (test split)",
         xlabel="recall",
@@ -160,8 +160,8 @@ def plot_confusion_matrix(confusion: Mapping[str, int], path: Path, threshold: f
             color="white" if dark else "black",
             fontsize=11,
         )
-    axes.set_xticks([0, 1], labels=["predicted legit", "predicted fraud"])
-    axes.set_yticks([0, 1], labels=["actual legit", "actual fraud"])
+    axes.set_xticks([0, 1], labels=["predicted 0", "predicted 1"])
+    axes.set_yticks([0, 1], labels=["actual 0", "actual 1"])
     axes.set_title(f"Confusion matrix (test, threshold {threshold:g})")
     return _save(figure, path)
 
@@ -251,7 +251,7 @@ def plot_slice_metric(report: SliceReport, path: Path, metric: str = "recall") -
             )
         else:
             axes.text(value + 0.01, position, f"{value:.3f}", va="center", fontsize=8)
-    labels = [f"{m.column}={m.value} ({m.rows} rows, {m.positives} fraud)" for m in slices]
+    labels = [f"{m.column}={m.value} ({m.rows} rows, {m.positives} positive)" for m in slices]
     axes.set_yticks(positions, labels=labels, fontsize=8)
     better = "lower" if metric in LOWER_IS_BETTER else "higher"
     axes.set(

@@ -17,8 +17,7 @@ more distinct values than ``bins`` are cut into quantile bins; slices with fewer
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
@@ -39,7 +38,7 @@ MISSING = "missing"
 
 @dataclass(frozen=True)
 class SliceMetrics:
-    """Metrics of one slice; a metric is None when undefined there (e.g. recall without fraud)."""
+    """Metrics of one slice; a metric is None when undefined there (recall without positives)."""
 
     column: str
     value: str
@@ -76,7 +75,7 @@ class SliceReport:
         names = ", ".join(f"`{c}`" for c in self.columns)
         lines = [
             f"Helper columns (never model inputs): {names}; threshold {self.threshold:g}.\n",
-            "| column | slice | rows | fraud | roc_auc | recall | false positive rate "
+            "| column | slice | rows | positives | roc_auc | recall | false positive rate "
             "| precision | f1 |",
             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
@@ -121,43 +120,6 @@ class SliceGap(NamedTuple):
     gap: float
     worst_value: float
     best_value: float
-
-
-def synthetic_gender(card_ids: Iterable[str]) -> np.ndarray:
-    """A SYNTHETIC gender per card, for demonstrating bias slices only.
-
-    The fraud data holds no personal attributes. This derives "female" or "male" from the
-    sha256 of the card id: deterministic, about half each, and unrelated to any person or to
-    fraud, so a real gap on it points at chance or a bug, never at a group of people.
-
-    >>> synthetic_gender(["card-0001", "card-0002", "card-0003", "card-0004"]).tolist()
-    ['female', 'female', 'male', 'male']
-    """
-    labels = [
-        "female" if hashlib.sha256(str(card).encode()).digest()[0] % 2 == 0 else "male"
-        for card in card_ids
-    ]
-    return np.array(labels, dtype=object)
-
-
-def fraud_slice_columns(table: pa.Table) -> dict[str, np.ndarray]:
-    """The fraud model's helper columns present in ``table``: ``country``, and ``gender``.
-
-    ``gender`` is the table's own column if it has one, else `synthetic_gender` of ``card_id``
-    (when present). Neither is a model input. Returns {} when the table has none of them.
-
-    >>> fraud_slice_columns(pa.table({"card_id": ["card-0001"], "country": ["DE"]}))
-    {'country': array(['DE'], dtype=object), 'gender': array(['female'], dtype=object)}
-    """
-    names = table.column_names
-    columns: dict[str, np.ndarray] = {}
-    if "country" in names:
-        columns["country"] = table["country"].to_numpy(zero_copy_only=False)
-    if "gender" in names:
-        columns["gender"] = table["gender"].to_numpy(zero_copy_only=False)
-    elif "card_id" in names:
-        columns["gender"] = synthetic_gender(table["card_id"].to_pylist())
-    return columns
 
 
 def evaluate_slices(

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from fti.features.training_data import DatasetRecord
+from fti.features.dataset_records import DatasetRecord
 from fti.models.errors import SearchError
 
 #: Folder of ``data_dir`` holding search records.

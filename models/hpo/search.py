@@ -41,8 +41,8 @@ import optuna
 import xgboost as xgb
 
 from fti.errors import ConfigError
+from fti.features.dataset_records import Split
 from fti.features.project.model import Model
-from fti.features.training_data import Split
 from fti.models.errors import SearchError
 from fti.models.evaluation.metrics import evaluate
 from fti.models.trainers import ModelInputs, load_artifacts, table_matrix, trainer_for

@@ -7,9 +7,9 @@
 >>> from datetime import UTC, datetime
 >>> from fti.models.jobs.launchers import JobSpec
 >>> launcher = KubernetesJobLauncher(KubernetesJobConfig(image="fti:1", gpu=1))
->>> job = launcher.render(JobSpec("fraud-xgb-7", "fraud-xgb", "drift", datetime.now(UTC)))
+>>> job = launcher.render(JobSpec("risk-xgb-7", "risk-xgb", "drift", datetime.now(UTC)))
 >>> job["spec"]["backoffLimit"], job["metadata"]["name"]
-(0, 'fti-train-fraud-xgb-7-1')
+(0, 'fti-train-risk-xgb-7-1')
 >>> job["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"]
 '1'
 """
@@ -73,8 +73,8 @@ def job_name(job: JobSpec) -> str:
     """A DNS-1123 name for one attempt (≤ 63 chars).
 
     >>> from datetime import UTC, datetime
-    >>> job_name(JobSpec("Fraud_XGB/2026", "m", "drift", datetime.now(UTC), 3))
-    'fti-train-fraud-xgb-2026-3'
+    >>> job_name(JobSpec("Risk_XGB/2026", "m", "drift", datetime.now(UTC), 3))
+    'fti-train-risk-xgb-2026-3'
     """
     base = re.sub(r"[^a-z0-9-]+", "-", f"fti-train-{job.job_id}".lower()).strip("-")
     suffix = f"-{job.attempt}"

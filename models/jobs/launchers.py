@@ -6,11 +6,11 @@ attempt. `LocalProcessLauncher` (the embedded default) runs ``python -m fti trai
 subprocess; `fti.models.jobs.k8s_launcher.KubernetesJobLauncher` submits a ``batch/v1`` Job.
 
 >>> from datetime import UTC
->>> spec = JobSpec("fraud-xgb-1", "fraud-xgb", "drift", datetime(2026, 1, 1, tzinfo=UTC))
+>>> spec = JobSpec("risk-xgb-1", "risk-xgb", "drift", datetime(2026, 1, 1, tzinfo=UTC))
 >>> spec.attempt, spec.with_attempt(2).attempt
 (1, 2)
 >>> train_argv(spec)[-6:-2]
-['--model', 'fraud-xgb', '--reason', 'drift']
+['--model', 'risk-xgb', '--reason', 'drift']
 """
 
 from __future__ import annotations

@@ -21,16 +21,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
+from fti.features.dataset_records import TrainingDataset, save_dataset_version
 from fti.features.errors import DefinitionError
 from fti.features.project.datasets import build_model_dataset, check_trainable
 from fti.features.project.model import Model
-from fti.features.training_data import TrainingDataset, save_dataset_version
 from fti.models.devices import describe_device, select_device
 from fti.models.evaluation.gates import check_task_gates
 from fti.models.evaluation.metrics import evaluate_task
 from fti.models.evaluation.model_card import CARD_FILE, write_task_card
 from fti.models.hpo.records import best_params_from
-from fti.models.jobs.training_job import Publish, TrainingResult, _announce, _Steps
+from fti.models.jobs.outcome import JobSteps, Publish, TrainingResult, announce
+from fti.models.jobs.workdir import job_workdir
 from fti.models.registry import Lineage, ModelRegistry, ModelVersion, Signature
 from fti.models.serving import load_serving_model
 from fti.models.trainers import ModelInputs, load_artifacts, table_matrix, trainer_for
@@ -71,7 +72,7 @@ def run_model_job(settings: Settings, project: Project, name: str | None = None,
     if params_from is not None:  # "latest" or a file written by `fti tune`
         params |= best_params_from(settings.data_dir, model.name, params_from)
     start = time.monotonic()
-    steps = _Steps(progress)
+    steps = JobSteps(progress)
     try:
         device = select_device(model.device)
         dataset = build_model_dataset(model, settings.offline_location, settings.training)
@@ -83,14 +84,14 @@ def run_model_job(settings: Settings, project: Project, name: str | None = None,
                    s["test"].rows, dataset.record.table_versions)
         inputs = model_inputs(model, dataset)
         trainer = trainer_for(model.trainer, inputs, params)
-        with tempfile.TemporaryDirectory(prefix=f"fti-train-{model.name}-") as workdir:
+        with job_workdir(settings, model.name, trainer.kind, params, dataset) as workdir:
             fit_started = time.monotonic()
-            fitted = trainer.fit(dataset.split, inputs, device, Path(workdir))
+            fitted = trainer.fit(dataset.split, inputs, device, workdir)
             fit_s = time.monotonic() - fit_started
             ran_on = str(fitted.params.get("device", device))
             steps.done("trained %s candidate of %s on %s in %.1f s: %d rows",
                        trainer.kind, model.name, ran_on, fit_s, dataset.split.train.num_rows)
-            candidate = load_artifacts(Path(workdir), model.trainer)
+            candidate = load_artifacts(workdir, model.trainer)
             test = dataset.split.test
             y = inputs.target(test)
             scores = candidate.predict(table_matrix(test, inputs.features))
@@ -113,7 +114,7 @@ def run_model_job(settings: Settings, project: Project, name: str | None = None,
                                 reason, y, scores)
         steps.done("registered %s v%d (promoted: %s)", version.model, version.version,
                    version.promoted)
-        published, unpublished = _announce(settings, version, publish, steps)
+        published, unpublished = announce(settings, version, publish, steps)
     finally:
         steps.close()
     result = TrainingResult.of(version, number, ran_on, time.monotonic() - start,

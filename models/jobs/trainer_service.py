@@ -22,7 +22,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
@@ -38,7 +38,6 @@ from fti.errors import EventError, FtiError
 from fti.events import EventTime, RegistryEvent, RetrainRequest, decode_event
 from fti.models.jobs.k8s_launcher import KubernetesJobConfig, KubernetesJobLauncher
 from fti.models.jobs.launchers import JobHandle, JobSpec, JobState, Launcher, LocalProcessLauncher
-from fti.models.specs import SPECS
 from fti.settings import Settings
 
 if TYPE_CHECKING:
@@ -151,11 +150,12 @@ class TrainerService:
         runs: MetricWrapperBase = metrics.TRAINING_RUNS,
         durations: MetricWrapperBase = metrics.TRAINING_SECONDS,
         project: Project | None = None,
+        models: Collection[str] = (),
     ) -> None:
         t = settings.training
         self.settings = settings
-        #: The models it trains: the project's, else the built-in specs.
-        self.models = set(project.models) if project is not None else set(SPECS)
+        #: The models it trains: the project's, and any named in `models`.
+        self.models = set(models) | (set(project.models) if project is not None else set())
         self.project = str(project.directory.resolve()) if project is not None else None
         self.launcher = launcher or default_launcher(settings)
         self.publish_job = publish_job or JobEventPublisher(

@@ -136,8 +136,8 @@ def sha256_file(path: Path) -> str:
 def check_name(kind: str, name: str) -> str:
     """Return ``name`` if it is a safe model, alias or file name, else raise RegistryError.
 
-    >>> check_name("model", "fraud-xgb")
-    'fraud-xgb'
+    >>> check_name("model", "risk-xgb")
+    'risk-xgb'
     >>> check_name("model", "../etc")
     Traceback (most recent call last):
     ...

@@ -13,13 +13,13 @@ Layout, on any pyarrow filesystem (see :mod:`fti.models.registry.store`)::
 >>> source.mkdir()
 >>> _ = (source / "model.ubj").write_bytes(b"weights")
 >>> registry = ModelRegistry(root / "registry")
->>> v = registry.register("fraud-xgb", source, gates={"passed": True, "reasons": []}, card=None)
+>>> v = registry.register("risk-xgb", source, gates={"passed": True, "reasons": []}, card=None)
 >>> v.version, v.files["model.ubj"][:12]
 (1, '9a129038d9a0')
->>> _ = registry.set_alias("fraud-xgb", "champion", 1)
->>> registry.alias("fraud-xgb")
+>>> _ = registry.set_alias("risk-xgb", "champion", 1)
+>>> registry.alias("risk-xgb")
 1
->>> [(e.action, e.to_version) for e in registry.history("fraud-xgb")]
+>>> [(e.action, e.to_version) for e in registry.history("risk-xgb")]
 [('promoted', 1)]
 """
 
@@ -103,6 +103,12 @@ class ModelRegistry:
 
     def _version_dir(self, model: str, version: int) -> str:
         return posixpath.join(self._model_dir(model), str(check_version(version)))
+
+    def model_names(self) -> list[str]:
+        """Models with a folder in the registry, sorted (empty for a new registry)."""
+        entries = self._store.list_dir(self._store.base)
+        return sorted(e.base_name for e in entries
+                      if e.type == pafs.FileType.Directory and not e.base_name.startswith("."))
 
     # -- versions --------------------------------------------------------------------------
 

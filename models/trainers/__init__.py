@@ -4,7 +4,7 @@ A kind is a built-in one (``xgboost``, ``mlp``) or ``module:Class`` naming a use
 that implements the protocol. Each trainer module is imported only when its kind is asked
 for, so XGBoost jobs never pay for importing torch.
 
->>> inputs = ModelInputs(("amount",), "is_fraud", "binary")
+>>> inputs = ModelInputs(("amount",), "churned", "binary")
 >>> trainer_for("xgboost", inputs, {"n_estimators": 5}).kind
 'xgboost'
 >>> trainer_for("svm")

@@ -32,8 +32,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from fti.features.dataset_records import Split
 from fti.features.project.model import TASKS
-from fti.features.training_data import Split
 from fti.models.errors import TrainerError
 
 #: Called after each finished epoch (or round) with its number (from 1) and its losses.

@@ -35,7 +35,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from fti.errors import ConfigError
-from fti.features.training_data import Split
+from fti.features.dataset_records import Split
 from fti.models.devices import describe_device, torch_device
 from fti.models.errors import TrainerError
 from fti.models.trainers.base import (

@@ -39,7 +39,7 @@ target, saved as JSON:
 >>> import json, tempfile
 >>> from pathlib import Path
 >>> import numpy as np, pyarrow as pa
->>> from fti.features.training_data import Split
+>>> from fti.features.dataset_records import Split
 >>> from fti.models.trainers import FitResult, ModelInputs, load_artifacts, trainer_for
 >>> from fti.models.trainers import write_signature
 >>> class MeanModel:

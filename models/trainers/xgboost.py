@@ -19,7 +19,7 @@ import numpy as np
 import xgboost as xgb
 
 from fti.errors import ConfigError
-from fti.features.training_data import Split
+from fti.features.dataset_records import Split
 from fti.models.devices import xgboost_device
 from fti.models.errors import TrainerError
 from fti.models.trainers.base import (

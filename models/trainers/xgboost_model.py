@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 import xgboost as xgb
 
-from fti.features.training_data import Split
+from fti.features.dataset_records import Split
 from fti.models.errors import TrainerError
 from fti.models.trainers.base import ModelInputs, binary_labels, table_matrix
 from fti.settings import TrainingSettings

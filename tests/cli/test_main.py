@@ -93,7 +93,7 @@ def test_invalid_setting_exits_2_in_process(
 def test_registry_list_on_an_empty_data_dir(tmp_path: Path) -> None:
     result = _fti(["registry", "list"], tmp_path, FTI_DATA_DIR=str(tmp_path))
     assert result.returncode == 1, result.stderr
-    assert result.stdout.startswith("no versions of fraud-xgb in ")
+    assert result.stdout.startswith("no models in ")
     assert str(tmp_path / "registry") in result.stdout
 
 

@@ -109,8 +109,12 @@ def test_cli_tables(cli_settings: Settings, capsys: pytest.CaptureFixture[str]) 
 def test_cli_list_of_an_empty_registry(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     settings = Settings(data_dir=tmp_path)
     assert _cli(settings, "list")[0] == 1
+    assert capsys.readouterr().out.startswith("no models in ")
+    assert _cli(settings, "list", "--model", MODEL)[0] == 1
     assert capsys.readouterr().out.startswith(f"no versions of {MODEL} in ")
-    assert _cli(settings, "list", "--json")[0] == 1
+    with pytest.raises(RegistryError, match="no models in .*nothing to promote"):
+        _cli(settings, "promote", "1")
+    assert _cli(settings, "list", "--model", MODEL, "--json")[0] == 1
     assert json.loads(capsys.readouterr().out)["versions"] == []
 
 
@@ -121,3 +125,18 @@ def test_cli_model_option_before_or_after_the_action(cli_settings: Settings) -> 
     assert parser.parse_args(["registry", "list", "--model", "m"]).model == "m"
     with pytest.raises(SystemExit):
         parser.parse_args(["registry", "reject", "1"])  # a rejection needs --reason
+
+
+def test_without_model_the_only_registered_one_is_meant_and_several_must_be_named(
+        cli_settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    registry = ModelRegistry(cli_settings.registry_dir)
+    assert registry.model_names() == [MODEL]
+    assert _cli(cli_settings, "list")[0] == 0 and "      3  " in capsys.readouterr().out
+    source = tmp_path / "other"
+    source.mkdir()
+    (source / "model.bin").write_bytes(b"\x01" * 8)
+    registry.register("other-model", source, gates={"passed": True, "reasons": []}, card=None)
+    assert registry.model_names() == sorted([MODEL, "other-model"])
+    with pytest.raises(RegistryError, match=f"holds {'.*'.join(sorted([MODEL, 'other-model']))}"):
+        _cli(cli_settings, "list")
+    assert _cli(cli_settings, "list", "--model", "other-model")[0] == 0

@@ -22,7 +22,7 @@ from fti.infra.embedded_broker import free_port
 from fti.ops.producer import ScenarioProducer
 from fti.ops.scenario import DemoRecord
 from fti.settings import KafkaSettings, Settings
-from fti.synthetic.transactions import StreamSpec, generate
+from tests.champions import FRAUD, StreamSpec
 from tests.e2e.test_up import PORT_OF, SERVICES, applied_example, logs, start_up, status_of, up_env
 from tests.example_projects import ExampleProject
 from tests.support import read_topic, wait_for
@@ -57,7 +57,7 @@ def _producer(settings: Settings, example: ExampleProject, spec: StreamSpec
     the example's scenario always starts at the same time)."""
     streams = {"transaction": "transactions", "label": "labels"}
     records = (DemoRecord(streams[r.kind], r.key, r.value, r.index, r.drifted, r.bad)
-               for r in generate(spec))
+               for r in FRAUD.records(spec))
     return ScenarioProducer(settings, records, example.topics, "transactions", spec.count)
 
 
@@ -97,12 +97,12 @@ def test_a_30s_broker_freeze_loses_nothing_and_restarts_nothing(tmp_path: Path) 
         def dlq() -> int:
             return len(read_topic(settings.kafka, dlq_topic, settle_s=0.5))
 
-        valid = producer.counts.transactions - producer.counts.bad_transactions
-        assert producer.counts.transactions == COUNT and producer.counts.bad_transactions > 0
+        valid = producer.counts.events - producer.counts.bad_events
+        assert producer.counts.events == COUNT and producer.counts.bad_events > 0
         wait_for(lambda: offline.count(table) >= valid, timeout_s=120,
                  what="the backlog drained into the offline store")
         assert offline.count(table) == valid
-        assert dlq() == producer.counts.bad_transactions
+        assert dlq() == producer.counts.bad_events
         now = {p.pid for p in psutil.Process(runner.pid).children()} - {broker.pid}
         assert now == services, (tmp_path / "up.out").read_text()[-3000:] + logs(data_dir)
         for service in ("materialize", "monitor", "trainer"):
@@ -136,7 +136,7 @@ def test_a_killed_broker_is_replaced_and_the_new_topics_are_read_from_the_start(
         before = _producer(settings, example, StreamSpec(count=2000, bad_fraction=0.01, seed=21))
         before.send(2000, 1000.0)
         before.finish()
-        stored_before = before.counts.transactions - before.counts.bad_transactions
+        stored_before = before.counts.events - before.counts.bad_events
         wait_for(lambda: offline.count(table_name) >= stored_before, timeout_s=90,
                  what="the first events stored")
 
@@ -154,8 +154,8 @@ def test_a_killed_broker_is_replaced_and_the_new_topics_are_read_from_the_start(
             count=1200, bad_fraction=0.01, seed=22, start=datetime(2026, 1, 2, tzinfo=UTC)))
         after.send(1200, 1000.0)
         after.finish()
-        stored_after = after.counts.transactions - after.counts.bad_transactions
-        assert after.counts.bad_transactions > 0
+        stored_after = after.counts.events - after.counts.bad_events
+        assert after.counts.bad_events > 0
         wait_for(lambda: offline.count(table_name) >= stored_before + stored_after,
                  timeout_s=120, what="the events sent to the new broker stored")
         time.sleep(3)  # nothing more should arrive
@@ -165,7 +165,7 @@ def test_a_killed_broker_is_replaced_and_the_new_topics_are_read_from_the_start(
         assert len(set(ids)) == 2 and ids.count(ids[-1]) == stored_after
         assert len(set(table.column("tx_id").to_pylist())) == table.num_rows
         dlq = read_topic(settings.kafka, example.dlq_topic("transactions"), settle_s=0.5)
-        assert len(dlq) == after.counts.bad_transactions  # the old DLQ died with its broker
+        assert len(dlq) == after.counts.bad_events  # the old DLQ died with its broker
         text = up_log.read_text()
         assert "the embedded broker exited with code" in text and "recreating the topics" in text
         assert "was recreated" in logs(data_dir)  # a service said why it starts over

@@ -86,7 +86,7 @@ def test_kill_9_and_recover_loses_and_duplicates_nothing(
 
     running_before = log.read_text().count("flow materialize running")
     process = start(env, log, example.directory)
-    valid = COUNT - producer.counts.bad_transactions
+    valid = COUNT - producer.counts.bad_events
     try:
         # SIGTERM only once it runs (the stores may be complete already after the last kill).
         wait_for(lambda: log.read_text().count("flow materialize running") > running_before,

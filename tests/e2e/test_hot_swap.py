@@ -28,8 +28,7 @@ from fti.models.jobs.trainer_service import RegistryEventPublisher
 from fti.models.registry import ModelRegistry
 from fti.ops.producer import ScenarioProducer
 from fti.settings import Settings
-from fti.synthetic.transactions import StreamSpec, tx_index_of
-from tests.champions import producer, records, train
+from tests.champions import FRAUD, StreamSpec, producer, records, train
 from tests.e2e.test_exactly_once import start as start_materialize
 from tests.flows.test_service import service_env
 from tests.support import read_topic, running_flow, wait_for
@@ -147,7 +146,7 @@ def test_a_model_changes_kind_while_events_flow(settings: Settings, tmp_path: Pa
     table = project.groups["cards"].table_name
     try:
         source.send(HISTORY)
-        history = HISTORY - source.counts.bad_transactions
+        history = HISTORY - source.counts.bad_events
         wait_for(lambda: offline.count(table) >= history
                  and offline.count(label_table(project.labels["is_fraud"])) >= source.counts.labels,
                  timeout_s=120, what="the history materialized")
@@ -171,12 +170,12 @@ def test_a_model_changes_kind_while_events_flow(settings: Settings, tmp_path: Pa
             second = train(settings, changed, "scorer", publish=RegistryEventPublisher(settings))
             assert sending.is_alive(), "the producer stopped before v2 was promoted"
             assert (second.version, second.trainer) == (2, "mlp")
-            sent_at_promotion = source.counts.transactions
-            wait_for(lambda: source.counts.transactions >= sent_at_promotion + AFTER,
+            sent_at_promotion = source.counts.events
+            wait_for(lambda: source.counts.events >= sent_at_promotion + AFTER,
                      timeout_s=60, what=f"{AFTER} more events sent after the promotion")
             sending.halt.set()
             sending.join(30)
-            produced = source.counts.transactions
+            produced = source.counts.events
             valid = valid_ids(spec, produced)
             wait_for(lambda: len({p["id"] for _, p in tail()}) >= len(valid), timeout_s=120,
                      what="every event scored")
@@ -198,7 +197,7 @@ def test_a_model_changes_kind_while_events_flow(settings: Settings, tmp_path: Pa
     versions = [p["version"] for p in predictions]
     switch = versions.index(2)
     assert set(versions[:switch]) == {1} and set(versions[switch:]) == {2}, "versions interleave"
-    order = [tx_index_of(p["id"]) for p in predictions]
+    order = [FRAUD.tx_index_of(p["id"]) for p in predictions]
     assert order == sorted(order)  # scored in the order produced: one partition, one worker
     batches: dict[tuple[str, float], set[int]] = defaultdict(set)
     for p in predictions:  # a batch's predictions share their time and latency

@@ -83,7 +83,7 @@ def test_kill_9_resumes_from_the_snapshot_not_the_start(settings: Settings, tmp_
         wait_for(lambda: log.read_text().count("flow inference running") > running_before,
                  what="the restarted flow to run")
         sending.join()
-        valid = producer.counts.transactions - producer.counts.bad_transactions
+        valid = producer.counts.events - producer.counts.bad_events
         wait_for(lambda: len({p["id"] for p in _predictions(settings)}) >= valid,
                  timeout_s=120, what="a prediction for every event")
     finally:
@@ -93,7 +93,7 @@ def test_kill_9_resumes_from_the_snapshot_not_the_start(settings: Settings, tmp_
     out = _predictions(settings)
     per_event = Counter((p["id"], p["version"]) for p in out)
     repeated = [key for key, n in per_event.items() if n > 1]
-    assert producer.counts.bad_transactions > 0
+    assert producer.counts.bad_events > 0
     assert len({p["id"] for p in out}) == valid  # nothing lost, no invalid event scored
     assert {p["model"] for p in out} == {"fraud-xgb"} and {p["version"] for p in out} == {
         champion}

@@ -78,8 +78,8 @@ def features_and_scores(settings: Settings, example: ExampleProject, processes: 
     producer = example.producer(settings, COUNT, bad_fraction=BAD, seed=SEED)
     producer.send(COUNT)
     producer.finish()
-    valid = COUNT - producer.counts.bad_transactions
-    assert producer.counts.bad_transactions > 0
+    valid = COUNT - producer.counts.bad_events
+    assert producer.counts.bad_events > 0
     project = str(example.directory)
     group = example.project.groups[GROUP]
     topic = example.topics["transactions"]

@@ -91,7 +91,7 @@ def test_the_tutorial_runs_as_written(broker: EmbeddedBroker, tmp_path: Path) ->
     assert unknown["status"] == "missing"
     table = pq.read_table(out)
     assert {"customer_activity__amount_max_1d", "customer_activity__secs_since_previous",
-            "merchant_activity__count_15m", "is_fraud"} <= set(table.column_names)
+            "merchant_activity__count_15m", "disputed"} <= set(table.column_names)
 
 
 @pytest.mark.slow

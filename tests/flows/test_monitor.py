@@ -186,7 +186,7 @@ def test_a_rising_absolute_error_is_a_drift_and_volume_can_be_off() -> None:
         requests += policy.observe(ErrorObserved(f"r{i}", 1, error), now=float(i))
     assert [r.reason for r in requests] == ["drift"]  # no volume rule: volume_labels None
     evidence = requests[0].evidence
-    assert evidence["feature"] == "error_rate" and int(evidence["detected_at_tx"][1:]) >= 1500
+    assert evidence["feature"] == "error_rate" and int(evidence["detected_at_event"][1:]) >= 1500
     assert evidence["error_rate_now"] > evidence["error_rate_before"]
 
 

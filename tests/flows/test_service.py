@@ -24,8 +24,7 @@ def service_env(settings: Settings, **extra: str) -> dict[str, str]:
     env.update({
         "FTI_DATA_DIR": str(settings.data_dir),
         "FTI_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
-        "FTI_TOPICS__TRANSACTIONS": t.transactions, "FTI_TOPICS__LABELS": t.labels,
-        "FTI_TOPICS__DLQ": t.dlq, "FTI_TOPICS__PREDICTIONS": t.predictions,
+        "FTI_TOPICS__PREDICTIONS": t.predictions,
         "FTI_TOPICS__RETRAIN_REQUESTS": t.retrain_requests,
         "FTI_TOPICS__REGISTRY_EVENTS": t.registry_events,
         "FTI_TOPICS__SHADOW_PREDICTIONS": t.shadow_predictions,
@@ -66,7 +65,7 @@ def test_materialize_service_serves_metrics_and_stops_gracefully(
         producer = example.producer(settings, count, bad_fraction=0.05, seed=9)
         producer.send(count)
         topic = example.topics["transactions"]
-        bad = producer.counts.bad_transactions
+        bad = producer.counts.bad_events
         assert bad > 0
 
         def counted() -> bool:

@@ -52,7 +52,7 @@ def run_with_shadow(settings: Settings, example: ExampleProject, count: int) -> 
     """Score `count` events with shadow on; return how many valid events were produced."""
     producer = example.producer(settings, count, bad_fraction=0.02, seed=7)
     producer.send(count)
-    valid = producer.counts.transactions - producer.counts.bad_transactions
+    valid = producer.counts.events - producer.counts.bad_events
     stop = threading.Event()
     holders = inference.prepare(settings, example.project, [MODEL], stop)
     assert holders is not None and holders[MODEL].current is not None

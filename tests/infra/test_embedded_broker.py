@@ -24,9 +24,9 @@ def test_topics_are_created_once_and_carry_records(settings: Settings) -> None:
         assert partitions_of(settings.kafka, topic) == [0]
     producer = make_producer(settings.kafka)
     for i in range(100):
-        producer.produce(settings.topics.labels, key=b"k", value=str(i).encode())
+        producer.produce(settings.topics.predictions, key=b"k", value=str(i).encode())
     producer.flush(10)
-    values = [int(m.value()) for m in read_topic(settings.kafka, settings.topics.labels)]
+    values = [int(m.value()) for m in read_topic(settings.kafka, settings.topics.predictions)]
     assert values == list(range(100))
 
 
@@ -58,7 +58,7 @@ def test_broker_command_creates_topics_and_stops_on_sigterm(tmp_path: Path) -> N
     port = free_port()
     process, first_line = _start_broker_command(port)
     try:
-        assert f"127.0.0.1:{port}" in first_line and "transactions.dlq" in first_line
+        assert f"127.0.0.1:{port}" in first_line and "registry.events" in first_line
     finally:
         process.send_signal(signal.SIGTERM)
         code = process.wait(30)

@@ -78,7 +78,7 @@ def test_reader_tells_a_recreated_topic_from_the_old_one(caplog: pytest.LogCaptu
 
 def test_a_bare_offset_from_an_older_snapshot_is_trusted(settings) -> None:  # noqa: ANN001
     kafka = settings.kafka
-    topic = settings.topics.transactions
+    topic = settings.topics.predictions
     producer = KafkaProducer(bootstrap_servers=kafka.bootstrap_servers)
     for i in range(5):
         producer.send(topic, b"%d" % i)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from fti.connectors.offline.store import LanceOfflineStore
-from fti.features.training_data import read_offline, rows_sha256
+from fti.features.dataset_records import rows_sha256
 
 SCHEMA = pa.schema([
     ("source_topic", pa.string()), ("source_partition", pa.int32()),
@@ -53,32 +53,36 @@ def test_compaction_merges_fragments_and_old_versions_stay_readable(tmp_path: Pa
 def test_training_data_reread_after_compaction_is_identical(tmp_path: Path) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from fti.features.definitions import (
-        FEATURE_COLUMNS,
-        FEATURES_SCHEMA,
-        FEATURES_TABLE,
-        LABELS_SCHEMA,
-        LABELS_TABLE,
-    )
+    from fti.features.project import FeatureGroup, FeatureView, Field, Label, Stream, agg
+    from fti.features.project.tables import group_schema, label_schema, label_table
+    from fti.features.project.training import read_view_at
 
+    events = Stream("events", topic="events", id="event_id", event_time="ts",
+                    fields=[Field("event_id"), Field("user"), Field("x", "float"),
+                            Field("ts", "timestamp")])
+    outcomes = Stream("outcomes", topic="outcomes", event_time="ts",
+                      fields=[Field("event_id"), Field("y", "int"), Field("ts", "timestamp")])
+    group = FeatureGroup("activity", entity="user", stream=events, features=["x"],
+                         aggregations=[agg.count(window="1h")])
+    view = FeatureView("v", label=Label("y", stream=outcomes, value="y"), groups=[group])
     store = LanceOfflineStore(tmp_path)
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
-    store.append(LABELS_TABLE, LABELS_SCHEMA, [
-        {"tx_id": "tx-0-0", "is_fraud": 1, "event_time": t0, "source_topic": "l",
-         "source_partition": 0, "source_offset": 0}
-    ])
+    store.append(label_table(view.label), label_schema(view.label), [
+        {"event_id": f"e-{i}", "y": i % 2, "event_time": t0 + timedelta(hours=1),
+         "source_topic": "l", "source_partition": 0, "source_offset": i} for i in range(20)])
+    schema = group_schema(group)
     for batch in range(20):
-        store.append(FEATURES_TABLE, FEATURES_SCHEMA, [
-            {"tx_id": f"tx-{batch}-{i}", "card_id": "c", "event_time": t0 + timedelta(minutes=i),
-             **{name: float(i) for name in FEATURE_COLUMNS}, "source_topic": "t",
+        store.append(group.table_name, schema, [
+            {"user": "u", "event_id": f"e-{batch}", "event_time": t0 + timedelta(minutes=i),
+             **{name: float(i) for name in group.feature_types()}, "source_topic": "t",
              "source_partition": 0, "source_offset": batch * 10 + i}
             for i in range(10)
         ])
-    before = read_offline(tmp_path)
-    store.compact(FEATURES_TABLE)
-    store.append(FEATURES_TABLE, FEATURES_SCHEMA, [])  # no-op
-    again = read_offline(tmp_path, table_versions=before.table_versions)
-    assert rows_sha256(again.features) == rows_sha256(before.features)
+    before, versions = read_view_at(view, str(tmp_path))
+    store.compact(group.table_name)
+    store.append(group.table_name, schema, [])  # no-op
+    again, _ = read_view_at(view, str(tmp_path), versions)
+    assert before.num_rows == 20 and rows_sha256(again) == rows_sha256(before)
 
 
 def test_memory_stays_flat_over_many_small_appends(tmp_path: Path) -> None:

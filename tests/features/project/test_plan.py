@@ -56,7 +56,7 @@ def test_everything_is_new_when_nothing_is_applied(tmp_path: Path) -> None:
         "+ stream payments (topic payments, 6 fields)",
         "+ group customer_activity v1 (entity customer_id, stream payments, 4 features)",
         "+ group merchant_activity v1 (entity merchant_id, stream payments, 3 features)",
-        "+ label chargeback v1 (stream chargebacks, value is_fraud)",
+        "+ label chargeback v1 (stream chargebacks, value disputed)",
         "+ view payment_risk v1 (label chargeback, groups merchant_activity, customer_activity, "
         "7 features)",
         "+ model payment-risk v1 (binary on view payment_risk, trainer xgboost)",
@@ -169,8 +169,8 @@ merchant_activity = FeatureGroup("""),
 
 
 def test_label_value_and_its_stream_fields_are_breaking(tmp_path: Path) -> None:
-    after = edit(EXAMPLE, ('        Field("is_fraud", "int", min=0, max=1),\n',
-                           '        Field("is_fraud", "int", min=0, max=1),\n'
+    after = edit(EXAMPLE, ('        Field("disputed", "int", min=0, max=1),\n',
+                           '        Field("disputed", "int", min=0, max=1),\n'
                            '        Field("reason", "string", required=False),\n'))
     result = plan_between(tmp_path, EXAMPLE, after)
     assert result.streams.changed["chargebacks"] == ("fields: + reason",)
@@ -178,13 +178,14 @@ def test_label_value_and_its_stream_fields_are_breaking(tmp_path: Path) -> None:
     assert result.errors == (
         "label chargeback v1: stream chargebacks changed (+ reason: string); this changes the "
         "label table, so bump version=2",)
-    bumped = edit(after, ('value="is_fraud")', 'value="is_fraud", version=2)'))
+    bumped = edit(after, ('value="disputed")', 'value="disputed", version=2)'))
     assert plan_between(tmp_path, EXAMPLE, bumped).valid
 
 
 def test_stream_rule_changes_are_not_breaking(tmp_path: Path) -> None:
     after = edit(EXAMPLE, ('Field("amount", "float", min=0)', 'Field("amount", "float", min=1)'),
-                 ('values=("card", "bank", "wallet")', 'values=("card", "bank", "wallet", "upi")'))
+                 ('values=("bank", "wallet", "voucher")',
+                  'values=("bank", "wallet", "voucher", "upi")'))
     result = plan_between(tmp_path, EXAMPLE, after)
     assert result.valid
     assert result.streams.changed == {"payments": (

@@ -96,13 +96,13 @@ def test_error_rate_increase_is_detected_and_requested_after_min_labels(seed: in
     assert requests == []  # detected, but waiting for labels of the new regime
     first = policy.detections[0]
     assert first["detector"] == "error_rate_adwin"
-    assert int(first["tx_id"].removeprefix("tx")) >= 2000
+    assert int(first["event_id"].removeprefix("tx")) >= 2000
     assert first["error_rate_now"] > first["error_rate_before"]
     assert _feed(policy, _labels(DRIFT_MIN_LABELS - 1)) == []
     [request] = policy.observe(LabelSeen(), now=0.0)
     assert request.reason == "drift"
     assert request.evidence["detector"] == "error_rate_adwin"
-    assert request.evidence["detected_at_tx"] == first["tx_id"]
+    assert request.evidence["detected_at_event"] == first["event_id"]
     assert request.evidence["labels_since_detection"] == DRIFT_MIN_LABELS
     assert request.evidence["version"] == 1
     assert policy.pending is None
@@ -189,11 +189,11 @@ def test_feature_mean_shift_is_detected_and_requested() -> None:
     assert requests == []
     first = policy.detections[0]
     assert first["detector"] == "amount_adwin"
-    assert int(first["tx_id"].removeprefix("tx")) >= 2000
+    assert int(first["event_id"].removeprefix("tx")) >= 2000
     assert first["mean_now"] > first["mean_before"]
     [request] = _feed(policy, _labels(DRIFT_MIN_LABELS))
     assert (request.reason, request.evidence["detector"]) == ("drift", "amount_adwin")
-    assert request.evidence["detected_at_tx"] == first["tx_id"]
+    assert request.evidence["detected_at_event"] == first["event_id"]
 
 
 def test_no_feature_detection_on_a_stationary_feature() -> None:

@@ -50,8 +50,8 @@ def _gauss(seed: int, *parts: tuple[int, float]) -> np.ndarray:
     return np.concatenate([rng.normal(mean, 0.5, n) for n, mean in parts])
 
 
-def _tx_index(tx_id: str) -> int:
-    return int(tx_id.removeprefix("tx"))
+def _tx_index(event_id: str) -> int:
+    return int(event_id.removeprefix("tx"))
 
 
 # --- detectors per feature -------------------------------------------------------------------
@@ -71,7 +71,7 @@ def test_each_feature_has_its_own_detectors() -> None:
     assert {d["detector"] for d in policy.detections} == {"hour_of_day_page_hinkley"}
     first = policy.detections[0]
     assert (first["feature"], first["statistic"]) == ("hour_of_day", "page_hinkley")
-    assert first["mean_now"] < first["mean_before"] and _tx_index(first["tx_id"]) >= 1500
+    assert first["mean_now"] < first["mean_before"] and _tx_index(first["event_id"]) >= 1500
     assert set(policy.streams) == {"amount", "hour_of_day"}
 
 
@@ -94,9 +94,9 @@ def test_psi_against_the_reference_set_by_an_observation() -> None:
     first = policy.detections[0]
     assert (first["detector"], first["statistic"], first["threshold"]) == ("amount_psi", "psi", 0.2)
     assert first["value"] >= 0.2 and first["window_size"] == 200
-    assert 3000 <= _tx_index(first["tx_id"]) < 3200
-    assert first["window_end_tx"] == first["tx_id"]
-    assert _tx_index(first["window_start_tx"]) == _tx_index(first["tx_id"]) - 199
+    assert 3000 <= _tx_index(first["event_id"]) < 3200
+    assert first["window_end_tx"] == first["event_id"]
+    assert _tx_index(first["window_start_tx"]) == _tx_index(first["event_id"]) - 199
 
 
 def test_a_new_reference_replaces_only_the_window_tests() -> None:
@@ -142,8 +142,8 @@ def test_persistence_suppresses_a_spike_and_confirms_a_shift(seed: int) -> None:
     _feed(policy, _feature(_gauss(seed, *SHIFT)))
     first = policy.detections[0]
     assert (first["confirmed_by"], first["confirmations"]) == ("persistence", 1)
-    assert _tx_index(first["tx_id"]) >= 2200  # counted once the shift held for 200 values
-    assert 2000 <= _tx_index(first["window_end_tx"]) < _tx_index(first["tx_id"])
+    assert _tx_index(first["event_id"]) >= 2200  # counted once the shift held for 200 values
+    assert 2000 <= _tx_index(first["window_end_tx"]) < _tx_index(first["event_id"])
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -157,7 +157,7 @@ def test_consecutive_signals_suppress_a_spike_and_confirm_a_shift(seed: int) -> 
     _feed(policy, _feature(_gauss(seed, *SHIFT)))
     first = policy.detections[0]
     assert (first["confirmed_by"], first["confirmations"]) == ("signals", 2)
-    assert _tx_index(first["tx_id"]) - _tx_index(first["window_end_tx"]) >= 200  # a new window
+    assert _tx_index(first["event_id"]) - _tx_index(first["window_end_tx"]) >= 200  # a new window
 
 
 def test_default_debounce_wraps_nothing() -> None:
@@ -184,7 +184,7 @@ def test_a_drift_request_lists_every_detector_with_feature_statistic_and_window(
     evidence = request.evidence
     assert request.reason == "drift" and evidence["labels_since_detection"] == MIN_LABELS
     assert evidence["detector"] == evidence["signals"][0]["detector"]
-    assert evidence["detected_at_tx"] == policy.detections[0]["tx_id"]
+    assert evidence["detected_at_event"] == policy.detections[0]["event_id"]
     detectors = {s["detector"] for s in evidence["signals"]}
     assert detectors == {"amount_adwin", "amount_psi", "error_rate_adwin"}
     for signal in evidence["signals"]:

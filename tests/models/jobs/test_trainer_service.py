@@ -64,7 +64,7 @@ class _Service:
         self.service = TrainerService(
             settings, launcher, publish_job=events.append if events is not None else None,
             job_events_topic=self.topic, max_attempts=max_attempts, retry_backoff_s=5.0,
-            sleep=self.delays.append, runs=self.runs, durations=durations,
+            sleep=self.delays.append, runs=self.runs, durations=durations, models={MODEL},
         )
 
     def count(self, outcome: str) -> float:

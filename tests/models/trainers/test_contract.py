@@ -21,7 +21,7 @@ import pyarrow as pa
 import pytest
 
 from fti.errors import ConfigError, FtiError
-from fti.features.training_data import Split
+from fti.features.dataset_records import Split
 from fti.models.errors import TrainerError
 from fti.models.evaluation.metrics import evaluate
 from fti.models.registry import CHAMPION, ModelRegistry

@@ -16,8 +16,7 @@ import torch
 from safetensors.torch import load_file
 
 from fti.errors import ConfigError
-from fti.features.definitions import FEATURE_COLUMNS, LABEL_COLUMN
-from fti.features.training_data import Split
+from fti.features.dataset_records import Split
 from fti.models.trainers import EpochCallback, ModelInputs, trainer_for
 from fti.models.trainers.checkpoints import checkpoint_epochs
 from fti.models.trainers.mlp import MLPParams, MLPTrainer
@@ -25,6 +24,9 @@ from fti.models.trainers.mlp_model import Standardizer, build_network, pos_weigh
 
 #: Small and quick; patience above epochs so every run trains all epochs.
 FAST = {"hidden_sizes": [16, 8], "epochs": 5, "batch_size": 64, "patience": 10}
+#: Twelve numeric inputs and a binary label, like a small tabular view.
+FEATURE_COLUMNS: tuple[str, ...] = ("amount", "channel_code", *(f"x{i}" for i in range(10)))
+LABEL_COLUMN = "y"
 INPUTS = ModelInputs(FEATURE_COLUMNS, LABEL_COLUMN, "binary")
 
 

@@ -1,4 +1,5 @@
-"""Tests of the synthetic transaction stream: determinism, labels, bad events, fraud and drift."""
+"""The fraud example's synthetic stream (its scenario.py), read through the example's own stream
+declarations: determinism, labels, bad events, fraud and drift."""
 
 from __future__ import annotations
 
@@ -7,30 +8,45 @@ import json
 import statistics
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 
 from fti.errors import EventError
-from fti.events import Transaction, parse_label
-from fti.features.validation import parse_transaction
-from fti.settings import ValidationSettings
-from fti.synthetic.transactions import (
-    BAD_KINDS,
-    HOME_COUNTRIES,
-    Record,
-    StreamSpec,
-    generate,
-    tx_index_of,
-)
+from fti.features.project.decode import Rejection, StreamDecoder
+from fti.features.project.loader import load_project
+from tests.example_projects import EXAMPLES, scenario_module
 
-RULES = ValidationSettings()
+FRAUD = scenario_module("fraud")
+BAD_KINDS, HOME_COUNTRIES, Record = FRAUD.BAD_KINDS, FRAUD.HOME_COUNTRIES, FRAUD.Record
+StreamSpec, generate, tx_index_of = FRAUD.StreamSpec, FRAUD.records, FRAUD.tx_index_of
 NOW = datetime(2026, 1, 31, tzinfo=UTC)  # after every stream here; far-future checks use it
+_STREAMS = load_project(EXAMPLES / "fraud").streams
+_DECODERS = {name: StreamDecoder(stream) for name, stream in _STREAMS.items()}
+Transaction = SimpleNamespace
+
+
+def _decode(stream: str, raw: bytes) -> SimpleNamespace:
+    """A record of `stream` as the example's declaration reads it (its event time as `ts`);
+    EventError naming the rule when the declaration rejects it."""
+    outcome = _DECODERS[stream].decode(raw, NOW.timestamp())
+    if isinstance(outcome, Rejection):
+        raise EventError(f"{outcome.rule}: {outcome.reason}")
+    return SimpleNamespace(**{**outcome.values, "ts": datetime.fromtimestamp(outcome.time, UTC)})
+
+
+def parse_transaction(raw: bytes) -> SimpleNamespace:
+    return _decode("transactions", raw)
+
+
+def parse_label(raw: bytes) -> SimpleNamespace:
+    return _decode("labels", raw)
 
 
 def _valid_txs(records: list[Record]) -> list[tuple[Record, Transaction]]:
     """The valid transactions of a stream, parsed, in stream order."""
     return [
-        (r, parse_transaction(r.value, RULES, now=NOW))
+        (r, parse_transaction(r.value))
         for r in records
         if r.kind == "transaction" and not r.bad
     ]
@@ -97,7 +113,7 @@ def test_each_valid_transaction_gets_one_label_released_once_stream_time_passes_
     for pos, r in enumerate(bad_stream):
         if r.kind == "transaction":
             if not r.bad:
-                tx = parse_transaction(r.value, RULES, now=NOW)
+                tx = parse_transaction(r.value)
                 position[tx.tx_id], tx_time[tx.tx_id] = pos, tx.ts
                 assert not label_times or tx.ts >= label_times[-1]  # labels are not early
                 last_tx_time = tx.ts
@@ -124,9 +140,10 @@ def test_bad_records_are_all_rejected_and_good_ones_all_accepted(bad_stream: lis
     reasons: Counter[str] = Counter()
     for r in bad:
         with pytest.raises(EventError) as err:
-            parse_transaction(r.value, RULES, now=NOW)
-        reasons[str(err.value).split(":")[0].split(" ")[0]] += 1
-    assert len(reasons) >= 6  # many different rules are exercised, not one kind repeated
+            parse_transaction(r.value)
+        rule, _, reason = str(err.value).partition(": ")
+        reasons[f"{rule} {reason.split(' ')[0]}"] += 1
+    assert len(reasons) >= 6, reasons  # many rules are exercised, not one kind repeated
     assert len(bad) >= len(BAD_KINDS)
     good = _valid_txs(bad_stream)
     assert len(good) == len(txs) - len(bad)
