@@ -78,7 +78,7 @@ STEPS: tuple[tuple[str, str, str], ...] = (
     ("fti.models.jobs.model_job", "write_task_card", "model_card"),
     ("fti.models.evaluation.model_card", "build_card_assets", "plots"),
     ("fti.models.jobs.model_job", "_register", "register"),
-    ("fti.models.jobs.model_job", "_announce", "register"),
+    ("fti.models.jobs.model_job", "announce", "register"),
 )
 _TS = pa.timestamp("us", tz="UTC")
 

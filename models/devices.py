@@ -37,13 +37,23 @@ _HINTS = {
 }
 
 
-def select_device(requested: str) -> str:
+def select_device(requested: str, uses_torch: bool = True) -> str:
     """Resolve ``requested`` ("auto", "cpu", "cuda", "xla" or "mps") to an available device.
+
+    A trainer that does not run on torch (`uses_torch=False`: XGBoost) resolves "auto" to
+    "cuda" or "cpu" without importing torch, which takes seconds: the CUDA probe then asks
+    XGBoost's build and the NVIDIA driver instead.
 
     >>> select_device(" CPU ")
     'cpu'
+    >>> select_device("auto", uses_torch=False) in ("cpu", "cuda")
+    True
     """
     choice = requested.strip().lower()
+    if choice == "auto" and not uses_torch:
+        found = "cuda" if _cuda_without_torch() else "cpu"
+        logger.info("device auto resolved to %s (without torch)", found)
+        return found
     if choice == "auto":
         found = next((name for name in _AUTO_ORDER if device_available(name)), "cpu")
         logger.info("device auto resolved to %s", found)
@@ -76,6 +86,17 @@ def device_available(name: str) -> bool:
     if name == "mps":
         return bool(torch.backends.mps.is_available())
     return False
+
+
+def _cuda_without_torch() -> bool:
+    """True when XGBoost was built with CUDA and an NVIDIA driver is loaded."""
+    if not os.path.exists("/proc/driver/nvidia/version"):
+        return False
+    try:
+        import xgboost
+    except ImportError:
+        return False
+    return str(xgboost.build_info().get("USE_CUDA", "")).upper() in ("ON", "TRUE", "1")
 
 
 def _torch() -> Any:

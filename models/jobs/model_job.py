@@ -74,7 +74,7 @@ def run_model_job(settings: Settings, project: Project, name: str | None = None,
     start = time.monotonic()
     steps = JobSteps(progress)
     try:
-        device = select_device(model.device)
+        device = select_device(model.device, uses_torch=model.trainer_kind() != "xgboost")
         dataset = build_model_dataset(model, settings.offline_location, settings.training)
         check_trainable(model, dataset)
         number = save_dataset_version(settings.data_dir / "datasets", dataset.record)

@@ -73,6 +73,10 @@ TUNABLE = frozenset({
 class XGBoostTrainer:
     """Gradient-boosted trees; hyperparameters as in ``settings.training``.
 
+    ``eval_train=True`` also scores the train split after every round, for a train-loss
+    curve next to the validation one; it is off by default because it costs as much again
+    as a round's validation (most of a job's overhead over bare ``xgboost.train``).
+
     >>> XGBoostTrainer(n_estimators=10).settings.n_estimators
     10
     """
@@ -87,6 +91,7 @@ class XGBoostTrainer:
         max_depth: int = 4,
         learning_rate: float = 0.1,
         seed: int = 42,
+        eval_train: bool = False,
         **booster: Any,
     ) -> None:
         unknown = set(booster) - TUNABLE
@@ -99,6 +104,7 @@ class XGBoostTrainer:
             n_estimators=n_estimators, max_depth=max_depth, learning_rate=learning_rate, seed=seed
         )
         self.booster = dict(booster)
+        self.eval_train = eval_train
 
     def fit(
         self, split: Split, inputs: ModelInputs, device: str, workdir: Path,
@@ -119,12 +125,15 @@ class XGBoostTrainer:
         train = (features_matrix(split.train, inputs.features), target_vector(split.train, inputs))
         validation = (features_matrix(split.validation, inputs.features),
                       target_vector(split.validation, inputs))
+        watched = [("train", train), ("val", validation)] if self.eval_train else [
+            ("val", validation)]
         if inputs.task == "multiclass":
-            booster, evals = _fit_multiclass(params, len(inputs.classes or ()), train, validation)
+            booster, evals = _fit_multiclass(params, len(inputs.classes or ()), train, validation,
+                                             self.eval_train)
         else:
             model = estimator(inputs, **params)
-            # The last eval set drives early stopping, as in train_xgboost; the first adds history.
-            model.fit(*train, eval_set=[train, validation], verbose=False)
+            # The last eval set drives early stopping, as in train_xgboost.
+            model.fit(*train, eval_set=[data for _, data in watched], verbose=False)
             booster = model.get_booster()[: model.best_iteration + 1]
             evals = model.evals_result()
         booster.feature_names = list(inputs.features)
@@ -132,7 +141,7 @@ class XGBoostTrainer:
         workdir.mkdir(parents=True, exist_ok=True)
         path = save_model(booster, workdir / MODEL_FILE)
         signature = write_signature(workdir, self, inputs, [path], objective=params["objective"])
-        history = _history(evals, params["eval_metric"])
+        history = _history(evals, params["eval_metric"], [name for name, _ in watched])
         _replay(history, progress)
         params |= {"trees": booster.num_boosted_rounds(), "feature_columns": list(inputs.features),
                    "task": inputs.task,
@@ -178,7 +187,7 @@ def legacy_signature(booster: xgb.Booster) -> ArtifactSignature:
 
 def _fit_multiclass(
     params: dict[str, Any], classes: int, train: tuple[np.ndarray, np.ndarray],
-    validation: tuple[np.ndarray, np.ndarray],
+    validation: tuple[np.ndarray, np.ndarray], eval_train: bool = False,
 ) -> tuple[xgb.Booster, dict[str, Any]]:
     """``multi:softprob`` through ``xgb.train`` with ``num_class`` set, the same early stopping
     and eval-set names as the sklearn wrapper."""
@@ -188,18 +197,21 @@ def _fit_multiclass(
     dtrain = xgb.QuantileDMatrix(*train, nthread=params["n_jobs"])
     dval = xgb.QuantileDMatrix(*validation, ref=dtrain, nthread=params["n_jobs"])
     evals: dict[str, Any] = {}
+    watched = [(dtrain, "validation_0"), (dval, "validation_1")] if eval_train else [
+        (dval, "validation_0")]
     booster = xgb.train(
-        native, dtrain, num_boost_round=params["n_estimators"],
-        evals=[(dtrain, "validation_0"), (dval, "validation_1")],
+        native, dtrain, num_boost_round=params["n_estimators"], evals=watched,
         early_stopping_rounds=params.get("early_stopping_rounds", EARLY_STOPPING_ROUNDS),
         evals_result=evals, verbose_eval=False,
     )
     return booster[: booster.best_iteration + 1], evals
 
 
-def _history(evals: dict[str, Any], metric: str) -> dict[str, list[float]]:
-    names = {"validation_0": f"train_{metric}", "validation_1": f"val_{metric}"}
-    return {names[k]: [float(v) for v in evals[k][metric]] for k in names if k in evals}
+def _history(evals: dict[str, Any], metric: str, watched: list[str]) -> dict[str, list[float]]:
+    """Per-round metric of each watched split (`validation_<i>` in XGBoost's names), as
+    `<split>_<metric>`."""
+    return {f"{name}_{metric}": [float(v) for v in evals[f"validation_{i}"][metric]]
+            for i, name in enumerate(watched) if f"validation_{i}" in evals}
 
 
 def _replay(history: dict[str, list[float]], progress: EpochCallback | None) -> None:

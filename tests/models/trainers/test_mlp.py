@@ -183,7 +183,7 @@ def test_bad_hyperparameters_are_refused() -> None:
 
 @pytest.mark.parametrize(
     ("kind", "hyperparameters"),
-    [("mlp", FAST), ("xgboost", {"n_estimators": 20})],
+    [("mlp", FAST), ("xgboost", {"n_estimators": 20, "eval_train": True})],
 )
 def test_every_trainer_keeps_the_contract(
     kind: str, hyperparameters: dict[str, object], tmp_path: Path
@@ -204,3 +204,14 @@ def test_every_trainer_keeps_the_contract(
     assert scores.shape == (200,) and ((scores >= 0) & (scores <= 1)).all()
     np.testing.assert_array_equal(trainer.predict(tmp_path, X), scores)
     assert trainer.load(tmp_path).predict(X[:0]).shape == (0,)
+
+
+def test_xgboost_scores_the_train_split_each_round_only_when_asked(tmp_path: Path) -> None:
+    split = _split()
+    quiet = trainer_for("xgboost", INPUTS, {"n_estimators": 15}).fit(
+        split, INPUTS, "cpu", tmp_path / "quiet")
+    watched = trainer_for("xgboost", INPUTS, {"n_estimators": 15, "eval_train": True}).fit(
+        split, INPUTS, "cpu", tmp_path / "watched")
+    assert list(quiet.history) == ["val_logloss"]
+    assert list(watched.history) == ["train_logloss", "val_logloss"]
+    assert quiet.history["val_logloss"] == watched.history["val_logloss"]  # same trees
