@@ -73,7 +73,10 @@ class DatasetRecord(BaseModel):
     window_labels: int
     seed: int
     rows: int
+    #: sha256 of all rows: of the split hashes (`splits_sha256`, "splits": each row is
+    #: hashed once) or, in records written before 2026-12-03, of the rows ("rows").
     rows_sha256: str
+    rows_sha256_of: Literal["rows", "splits"] = "rows"
     splits: dict[str, SplitStats]
     #: (train, validation, test) as asked of `fti dataset create`; None for training-job
     #: records (a time split by validation_fraction and test_fraction) and time ranges.
@@ -106,6 +109,24 @@ def rows_sha256(table: pa.Table) -> str:
     with pa.ipc.new_stream(sink, schema) as writer:
         writer.write_table(canonical)
     return hashlib.sha256(sink.getvalue().to_pybytes()).hexdigest()
+
+
+def splits_sha256(split_hashes: Mapping[str, str]) -> str:
+    """One sha256 of a dataset's rows from its splits' row hashes (`rows_sha256` of each):
+    the rows are hashed once, per split, and a dataset is named by its splits.
+
+    >>> splits_sha256({"train": "ab", "test": "cd"}) == splits_sha256({"test": "cd", "train": "ab"})
+    True
+    """
+    text = "".join(f"{name}:{digest}\n" for name, digest in sorted(split_hashes.items()))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def dataset_sha256(record: DatasetRecord, parts: Mapping[str, pa.Table]) -> str:
+    """The sha256 of all rows of `parts` the way `record` took it (`rows_sha256_of`)."""
+    if record.rows_sha256_of == "splits":
+        return splits_sha256({name: rows_sha256(table) for name, table in parts.items()})
+    return rows_sha256(pa.concat_tables(parts.values()))
 
 
 def save_dataset_version(datasets_dir: Path, record: DatasetRecord | Mapping[str, Any]) -> int:

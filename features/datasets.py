@@ -27,9 +27,9 @@ import pyarrow.parquet as pq
 from fti.features.dataset_records import (
     DatasetRecord,
     Split,
+    dataset_sha256,
     dataset_versions,
     load_dataset_record,
-    rows_sha256,
     save_dataset_version,
 )
 from fti.features.errors import DefinitionError, SplitError, TrainingDataError
@@ -189,7 +189,8 @@ def read_dataset(settings: Settings, project: Project, n: int) -> Split:
 
 def dataset_hash(settings: Settings, project: Project, n: int) -> str:
     """sha256 of dataset ``n``'s re-read rows (all splits); equals its record's rows_sha256."""
-    return rows_sha256(pa.concat_tables(read_dataset(settings, project, n).parts().values()))
+    record = load_dataset_record(datasets_dir(settings), n)
+    return dataset_sha256(record, read_dataset(settings, project, n).parts())
 
 
 def list_datasets(settings: Settings) -> dict[int, DatasetRecord]:

@@ -23,6 +23,7 @@ from fti.features.dataset_records import (
     SplitStats,
     TrainingDataset,
     rows_sha256,
+    splits_sha256,
 )
 from fti.features.errors import TrainingDataError
 from fti.features.project.model import Model
@@ -111,14 +112,15 @@ def dataset_record(model: Model, table_versions: Mapping[str, int], split: Split
     rows = sum(t.num_rows for t in parts.values())
     produced = [t.num_rows / rows if rows else 0.0 for t in parts.values()]
     shares = fractions or produced
+    stats = {name: split_stats(model, part) for name, part in parts.items()}
     return DatasetRecord(
         view=model.view.name, model=model.name, table_versions=dict(table_versions),
         split=kind,  # type: ignore[arg-type]
         validation_fraction=shares[1] if validation_fraction is None else validation_fraction,
         test_fraction=shares[2] if test_fraction is None else test_fraction,
         window_labels=window_labels, seed=seed, rows=rows,
-        rows_sha256=rows_sha256(pa.concat_tables(parts.values())),
-        splits={name: split_stats(model, part) for name, part in parts.items()},
+        rows_sha256=splits_sha256({name: s.rows_sha256 for name, s in stats.items()}),
+        rows_sha256_of="splits", splits=stats,
         fractions=fractions, gap=gap or None,
         ranges=None if ranges is None else {k: tuple(v) for k, v in ranges.items()},
     )

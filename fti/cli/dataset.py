@@ -17,10 +17,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
 from tqdm import tqdm
 
-from fti.features.dataset_records import DatasetRecord, load_dataset_record, rows_sha256
+from fti.features.dataset_records import (
+    DatasetRecord,
+    dataset_sha256,
+    load_dataset_record,
+    rows_sha256,
+)
 from fti.features.datasets import (
     CREATE_STEPS,
     SPLIT_KINDS,
@@ -221,8 +225,8 @@ def _hash_check(settings: Settings, project: Project, n: int,
                 record: DatasetRecord) -> dict[str, dict[str, Any]]:
     """Recorded vs re-read sha256, for all rows and for each split."""
     parts = read_dataset(settings, project, n).parts()
-    now = {"all": rows_sha256(pa.concat_tables(parts.values()))}
-    now |= {name: rows_sha256(table) for name, table in parts.items()}
+    now = {name: rows_sha256(table) for name, table in parts.items()}
+    now = {"all": dataset_sha256(record, parts)} | now
     then = {"all": record.rows_sha256} | {k: v.rows_sha256 for k, v in record.splits.items()}
     return {k: {"recorded": then.get(k), "reread": v, "match": then.get(k) == v}
             for k, v in now.items()}
