@@ -110,11 +110,29 @@ def dedupe_by_source(table: pa.Table) -> pa.Table:
     >>> dedupe_by_source(t)["v"].to_pylist()
     [10, 12, 13]
     """
-    return _first_per_key(table, [c for c in SOURCE_COLUMNS if c in table.column_names])
+    keys = [c for c in SOURCE_COLUMNS if c in table.column_names]
+    if table.num_rows < 2 or not keys:
+        return table
+    # One stable lexsort of integer codes of the source columns (topics are few, so their
+    # dictionary codes are cheap); the first row of each run of equal sources is kept, in
+    # table order. Without replays, as usual, the table comes back untouched.
+    columns = [_codes(table[name]) for name in reversed(keys)]
+    order = np.lexsort(columns)
+    sorted_columns = [c[order] for c in columns]
+    repeat = np.ones(len(order), dtype=bool)
+    for column in sorted_columns:
+        repeat[1:] &= column[1:] == column[:-1]
+    repeat[0] = False
+    if not repeat.any():
+        return table
+    keep = np.ones(table.num_rows, dtype=bool)
+    keep[order[repeat]] = False
+    return table.filter(pa.array(keep))
 
 
-def _first_per_key(table: pa.Table, keys: list[str], last: bool = False) -> pa.Table:
-    rows = table.append_column("__row", pa.array(np.arange(table.num_rows, dtype=np.int64)))
-    agg = "max" if last else "min"
-    keep = rows.group_by(keys, use_threads=False).aggregate([("__row", agg)])[f"__row_{agg}"]
-    return table.take(pc.take(keep, pc.sort_indices(keep)))
+def _codes(column: pa.ChunkedArray) -> np.ndarray:
+    """Integer codes of a column, equal where the values are equal (nulls one code)."""
+    if pa.types.is_integer(column.type):
+        return pc.fill_null(column, -1).to_numpy().astype(np.int64, copy=False)
+    encoded = pc.dictionary_encode(column.combine_chunks(), null_encoding="encode")
+    return encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
