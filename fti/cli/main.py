@@ -112,6 +112,15 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from fti.models.jobs.model_job import run_model_job
     from fti.models.jobs.trainer_service import RegistryEventPublisher
 
+    if args.job_from_stdin:
+        from fti.models.jobs.warm import read_job, warm_up
+
+        warm_up()
+        job = read_job(sys.stdin)
+        if job is None:  # the service stopped before it needed this process
+            return 0
+        args.project, args.model = Path(job["project"]), job["model"]
+        args.reason, args.job_id = job["reason"], job["job_id"]
     project = _applied_project(args.project, settings)
     publish = None
     if not args.no_publish:
@@ -263,6 +272,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", default="manual", choices=["manual", "drift", "volume"])
     p.add_argument("--no-publish", action="store_true", help="do not write registry.events")
     p.add_argument("--job-id", default=None, help="trainer-service job this run belongs to")
+    p.add_argument("--job-from-stdin", action="store_true",
+                   help="load the training code first, then read the job (a JSON line of "
+                        "project, model, reason, job_id) from stdin: the trainer service "
+                        "keeps one such process warm so a retrain starts at once")
     p.add_argument("--params-from", default=None, metavar="latest|FILE",
                    help="override hyperparameters with a `fti tune` record")
     p = add("tune", cmd_tune)

@@ -170,6 +170,42 @@ def installed_versions(packages: Sequence[str] = DEPENDENCIES) -> dict[str, str]
     return versions
 
 
+def plan_card_plots(
+    history: Mapping[str, Sequence[float]] | None,
+    y_true: ArrayLike,
+    slices: SliceReport | None = None,
+    importance: FeatureImportance | None = None,
+    task: str = "binary",
+) -> dict[str, str]:
+    """The plots `build_card_assets` draws for these inputs: key -> file name.
+
+    Per ``task``: binary ROC and PR curves and the confusion matrix; multiclass the class
+    confusion matrix; regression the residuals. Plots that cannot be drawn are left out: the
+    loss curve without history, ROC and PR curves on a single-class test split, the slice
+    chart without scored slices.
+
+    >>> plan_card_plots({"val_logloss": [0.5, 0.4]}, [0, 1, 1])
+    {'loss': 'loss.png', 'roc': 'roc.png', 'pr': 'pr.png', 'confusion': 'confusion.png'}
+    """
+    keys: list[str] = []
+    if history and any(len(values) for values in history.values()):
+        keys.append("loss")
+    if task == "multiclass":
+        keys.append("confusion")
+    elif task == "regression":
+        keys.append("residuals")
+    else:
+        y = np.asarray(y_true)
+        if 0 < int(np.sum(y == 1)) < len(y):
+            keys += ["roc", "pr"]
+        keys.append("confusion")
+    if slices is not None and slices.slices:
+        keys.append("slices")
+    if importance is not None and importance.scores:
+        keys.append("importance")
+    return {key: _ALL_PLOTS[key][0] for key in keys}
+
+
 def build_card_assets(
     workdir: Path,
     history: Mapping[str, Sequence[float]] | None,
@@ -183,42 +219,33 @@ def build_card_assets(
     task: str = "binary",
     classes: Sequence[Any] | None = None,
 ) -> dict[str, str]:
-    """Write the card's PNG plots into ``workdir`` (next to the card); return key -> file name.
-
-    Per ``task``: binary ROC and PR curves and the confusion matrix at ``threshold``;
-    multiclass the class confusion matrix (``scores`` are probabilities in ``classes`` order);
-    regression the residuals. Plots that cannot be drawn are left out: the loss curve without
-    history, ROC and PR curves on a single-class test split, the slice chart without scored
-    slices.
-    """
+    """Draw the card's PNG plots (`plan_card_plots`) into ``workdir``; return key -> file
+    name. ``scores`` are probabilities in ``classes`` order for a multiclass task."""
     from fti.models.evaluation import plots  # matplotlib is imported only when plots are drawn
 
     workdir = Path(workdir)
     y = np.asarray(y_true, dtype=object if task == "multiclass" else None)
-    made: dict[str, str] = {}
-
-    def path(key: str) -> Path:
-        made[key] = _ALL_PLOTS[key][0]
-        return workdir / made[key]
-
-    if history and any(len(values) for values in history.values()):
-        plots.plot_loss_curve(history, path("loss"))
-    if task == "multiclass":
-        metrics = evaluate_multiclass(y, scores, classes)
-        plots.plot_class_confusion(metrics["confusion_matrix"], metrics["classes"],
-                                   path("confusion"))
-    elif task == "regression":
-        plots.plot_residuals(y, scores, path("residuals"), champion_scores)
-    else:
-        if 0 < int(np.sum(y == 1)) < len(y):
-            plots.plot_roc_curve(y, scores, path("roc"), champion_scores)
-            plots.plot_pr_curve(y, scores, path("pr"), champion_scores)
-        matrix = evaluate_binary(y, scores, threshold)["confusion_matrix"]
-        plots.plot_confusion_matrix(matrix, path("confusion"), threshold)
-    if slices is not None and slices.slices:
-        plots.plot_slice_metric(slices, path("slices"), slice_metric)
-    if importance is not None and importance.scores:
-        plots.plot_importance(importance, path("importance"))
+    made = plan_card_plots(history, y_true, slices, importance, task)
+    for key, name in made.items():
+        path = workdir / name
+        if key == "loss":
+            plots.plot_loss_curve(history or {}, path)
+        elif key == "roc":
+            plots.plot_roc_curve(y, scores, path, champion_scores)
+        elif key == "pr":
+            plots.plot_pr_curve(y, scores, path, champion_scores)
+        elif key == "residuals":
+            plots.plot_residuals(y, scores, path, champion_scores)
+        elif key == "confusion" and task == "multiclass":
+            metrics = evaluate_multiclass(y, scores, classes)
+            plots.plot_class_confusion(metrics["confusion_matrix"], metrics["classes"], path)
+        elif key == "confusion":
+            matrix = evaluate_binary(y, scores, threshold)["confusion_matrix"]
+            plots.plot_confusion_matrix(matrix, path, threshold)
+        elif key == "slices" and slices is not None:
+            plots.plot_slice_metric(slices, path, slice_metric)
+        elif key == "importance" and importance is not None:
+            plots.plot_importance(importance, path)
     return made
 
 
@@ -485,21 +512,27 @@ def write_task_card(
     importance: FeatureImportance | None = None,
     slices: SliceReport | None = None,
     dependencies: Mapping[str, str] | None = None,
+    plots_in: str | None = None,
 ) -> Path:
     """Write the model card of a declared model (`fti.features.project.Model`: its name,
     task, features, label, threshold and description) to ``path``, with the task's plots
     (`build_card_assets`, from ``y_true`` and ``scores`` of the test split) next to it.
+
+    With ``plots_in`` (a folder relative to the card, e.g. "report") the card links the
+    plots there and draws none: the caller draws them later (`draw_task_plots`), so the
+    version can be registered and served first.
 
     ``params`` are the run's parameters (``history``, ``classes``, ``device_info``,
     ``fit_seconds``, ``trainer``, ...).
     """
     path = Path(path)
     task = model.task
-    classes = params.get("classes") or metrics.get("classes")
-    plots = build_card_assets(
-        path.parent, params.get("history"), y_true, scores, champion_scores, slices,
-        importance, model.threshold, task=task, classes=classes,
-    )
+    if plots_in is None:
+        plots = draw_task_plots(path.parent, model, params, metrics, y_true, scores,
+                                champion_scores, slices, importance)
+    else:
+        plots = {key: f"{plots_in}/{name}" for key, name in plan_card_plots(
+            params.get("history"), y_true, slices, importance, task).items()}
     history = params.get("history") or {}
     rounds = max((len(v) for v in history.values()), default=0)
     shown = {k: v for k, v in params.items() if k != "history"}
@@ -521,3 +554,17 @@ def write_task_card(
         lineage=lineage, task=task, intended_use=intended, limitations=TASK_LIMITATIONS,
     )
     return write_model_card(path, info)
+
+
+def draw_task_plots(
+    workdir: Path, model: Any, params: dict[str, Any], metrics: dict[str, Any],
+    y_true: ArrayLike, scores: ArrayLike, champion_scores: ArrayLike | None = None,
+    slices: SliceReport | None = None, importance: FeatureImportance | None = None,
+) -> dict[str, str]:
+    """Draw the plots of a declared model's card into ``workdir`` (`build_card_assets` with
+    the model's task, threshold and classes); key -> file name."""
+    classes = params.get("classes") or metrics.get("classes")
+    return build_card_assets(
+        Path(workdir), params.get("history"), y_true, scores, champion_scores, slices,
+        importance, model.threshold, task=model.task, classes=classes,
+    )

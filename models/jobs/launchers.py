@@ -20,7 +20,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -85,6 +87,11 @@ class Launcher(Protocol):
         ...
 
 
+def warm_train_argv() -> list[str]:
+    """The command of a training process that waits for its job on stdin (`jobs.warm`)."""
+    return [sys.executable, "-m", "fti", "train", "--job-from-stdin"]
+
+
 def train_argv(job: JobSpec) -> list[str]:
     """The command that trains `job` in a fresh Python (the ``fti train`` CLI)."""
     project = ["--project", job.project] if job.project else []
@@ -144,8 +151,12 @@ class LocalProcessHandle:
     def __init__(
         self, job: JobSpec, process: subprocess.Popen[bytes], log_path: Path,
         timeout_s: float | None, clock: Callable[[], float] = time.monotonic,
+        on_end: Callable[[], None] | None = None, warm: bool = False,
     ) -> None:
         self.job, self.process, self.log_path = job, process, log_path
+        #: Whether the job went to a process that had loaded the training code beforehand.
+        self.warm = warm
+        self._on_end = on_end
         self.log_location = str(log_path)
         self.detail = ""
         self.result: dict[str, Any] | None = None
@@ -194,6 +205,8 @@ class LocalProcessHandle:
 
     def _end(self, state: JobState, detail: str) -> JobState:
         self._state, self.detail = state, detail
+        if self._on_end is not None:
+            self._on_end()
         return state
 
 
@@ -218,6 +231,11 @@ class LocalProcessLauncher:
     The child gets this service's environment with its settings (`settings_env`), writes
     stdout and stderr to ``<data_dir>/logs/jobs/<job_id>-<attempt>.log`` and is killed (with
     its process group) after `timeout_s`. `argv` replaces the command for tests.
+
+    With `warm_argv` (by default with the default command) one process is kept ready that
+    has already loaded the training code (`prewarm`, again after each job ends); a job of a
+    project goes to it as a JSON line on its stdin, so it starts in milliseconds rather than
+    after a Python start-up. It is still one process per attempt, killed the same way.
     """
 
     def __init__(
@@ -227,23 +245,86 @@ class LocalProcessLauncher:
         timeout_s: float | None = 3600.0,
         argv: Callable[[JobSpec], Sequence[str]] = train_argv,
         env: Mapping[str, str] | None = None,
+        warm_argv: Sequence[str] | None = None,
     ) -> None:
         self.log_dir = settings.data_dir / "logs" / "jobs"
         self.timeout_s = timeout_s
         self.argv = argv
         self.env = dict(env) if env is not None else settings_env(settings)
+        if warm_argv is None and argv is train_argv:
+            warm_argv = warm_train_argv()
+        self.warm_argv = list(warm_argv) if warm_argv is not None else None
+        self._warm: tuple[subprocess.Popen[bytes], Path] | None = None
+        self._lock = threading.Lock()
 
     def log_path(self, job: JobSpec) -> Path:
         """The log file of one attempt."""
         return self.log_dir / f"{job.job_id}-{job.attempt}.log"
 
     def launch(self, job: JobSpec) -> LocalProcessHandle:
-        """Start the subprocess in its own process group and return its handle."""
+        """Start the job (in the warm process when one is ready, else in a new subprocess in
+        its own process group) and return its handle."""
         path = self.log_path(job)
         path.parent.mkdir(parents=True, exist_ok=True)
+        on_end = self.prewarm if self.warm_argv is not None else None
+        warm = self._take_warm() if job.project else None
+        if warm is not None:
+            process, warm_log = warm
+            warm_log.replace(path)  # the open log follows the rename
+            line = json.dumps({"project": job.project, "model": job.model,
+                               "reason": job.reason, "job_id": job.job_id})
+            try:
+                assert process.stdin is not None
+                process.stdin.write(line.encode() + b"\n")
+                process.stdin.close()
+            except OSError:  # it died just now: the handle reports its exit
+                pass
+            return LocalProcessHandle(job, process, path, self.timeout_s, on_end=on_end,
+                                      warm=True)
         with open(path, "wb") as log:
             process = subprocess.Popen(
                 list(self.argv(job)), env=self.env, stdout=log, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, start_new_session=True,
             )
-        return LocalProcessHandle(job, process, path, self.timeout_s)
+        return LocalProcessHandle(job, process, path, self.timeout_s, on_end=on_end)
+
+    def prewarm(self) -> None:
+        """Start a process that loads the training code and waits for a job, unless one is
+        ready (or warm processes are off)."""
+        if self.warm_argv is None:
+            return
+        with self._lock:
+            if self._warm is not None and self._warm[0].poll() is None:
+                return
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            path = self.log_dir / f".warm-{uuid.uuid4().hex[:8]}.log"
+            with open(path, "wb") as log:
+                process = subprocess.Popen(
+                    self.warm_argv, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                    stdin=subprocess.PIPE, start_new_session=True,
+                )
+            self._warm = (process, path)
+
+    def close(self) -> None:
+        """Stop the waiting process, if any (it holds no job)."""
+        with self._lock:
+            warm, self._warm = self._warm, None
+        if warm is not None:
+            process, path = warm
+            if process.stdin is not None:
+                process.stdin.close()  # EOF: it exits on its own
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(10)
+            path.unlink(missing_ok=True)
+
+    def _take_warm(self) -> tuple[subprocess.Popen[bytes], Path] | None:
+        with self._lock:
+            warm, self._warm = self._warm, None
+        if warm is None:
+            return None
+        if warm[0].poll() is not None:  # it died while waiting (its log says why)
+            return None
+        return warm

@@ -28,11 +28,12 @@ from fti.features.project.model import Model
 from fti.models.devices import describe_device, select_device
 from fti.models.evaluation.gates import check_task_gates
 from fti.models.evaluation.metrics import evaluate_task
-from fti.models.evaluation.model_card import CARD_FILE, write_task_card
+from fti.models.evaluation.model_card import CARD_FILE, draw_task_plots, write_task_card
 from fti.models.hpo.records import best_params_from
 from fti.models.jobs.outcome import JobSteps, Publish, TrainingResult, announce
 from fti.models.jobs.workdir import job_workdir
 from fti.models.registry import Lineage, ModelRegistry, ModelVersion, Signature
+from fti.models.registry.model_registry import REPORT_DIR
 from fti.models.serving import load_serving_model
 from fti.models.trainers import ModelInputs, load_artifacts, table_matrix, trainer_for
 from fti.settings import Settings
@@ -115,6 +116,8 @@ def run_model_job(settings: Settings, project: Project, name: str | None = None,
         steps.done("registered %s v%d (promoted: %s)", version.model, version.version,
                    version.promoted)
         published, unpublished = announce(settings, version, publish, steps)
+        # The version serves from here on; its plots follow, off the critical path.
+        _attach_report(registry, model, version, run_params, metrics, y, scores)
     finally:
         steps.close()
     result = TrainingResult.of(version, number, ran_on, time.monotonic() - start,
@@ -125,6 +128,25 @@ def run_model_job(settings: Settings, project: Project, name: str | None = None,
 def _shown(metrics: dict[str, Any]) -> str:
     return ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()
                      if isinstance(v, float) and not isinstance(v, bool))
+
+
+def _attach_report(registry: ModelRegistry, model: Model, version: ModelVersion,
+                   params: dict[str, Any], metrics: dict[str, Any], y: np.ndarray,
+                   scores: np.ndarray) -> None:
+    """Draw the card's plots and attach them as the version's report; a failure is logged,
+    never raised: the version is registered (and maybe serving) already."""
+    started = time.monotonic()
+    try:
+        with tempfile.TemporaryDirectory(prefix="fti-report-") as folder:
+            drawn = draw_task_plots(Path(folder), model, params, metrics, y, scores)
+            if drawn:
+                registry.attach_report(version.model, version.version, Path(folder))
+    except Exception:  # a plot must never undo a registered version
+        logger.exception("the report (plots) of %s v%d could not be attached; its card "
+                         "links plots that are missing", version.model, version.version)
+        return
+    logger.info("report of %s v%d: %d plots attached in %.1f s", version.model,
+                version.version, len(drawn), time.monotonic() - started)
 
 
 def _champion_on(registry: ModelRegistry, model: Model, test: pa.Table,
@@ -168,7 +190,7 @@ def _register(settings: Settings, registry: ModelRegistry, model: Model,
                         created_at=datetime.now(UTC), params=params, metrics=metrics,
                         gates=gates, champion_version=champion_version,
                         champion_metrics=champion_metrics, lineage=lineage, y_true=y,
-                        scores=scores, reason=reason)
+                        scores=scores, reason=reason, plots_in=REPORT_DIR)
         return registry.register(
             model.name, Path(staging), promoted=gates.passed, card=CARD_FILE, version=number,
             params={k: v for k, v in params.items() if k != "history"}, signature=signature,

@@ -286,6 +286,9 @@ class TrainerService:
         read again after a crash. On stop, running jobs are cancelled. `on_ready` is called
         once the consumer has subscribed."""
         self._stopping = stop
+        prewarm = getattr(self.launcher, "prewarm", None)
+        if prewarm is not None:  # the first job starts without a Python start-up
+            prewarm()
         consumer = GroupReader(self.settings.kafka, "fti-trainer",
                                [self.settings.topics.retrain_requests])
         if on_ready is not None:
@@ -305,6 +308,9 @@ class TrainerService:
             for worker in self._workers:
                 worker.join(30)
             consumer.close()
+            close = getattr(self.launcher, "close", None)
+            if close is not None:
+                close()
 
     def _handle_record(self, record: KafkaRecord) -> None:
         try:

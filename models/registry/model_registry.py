@@ -64,6 +64,9 @@ from fti.models.registry.state import ModelState
 from fti.models.registry.store import RegistryStore
 from fti.models.registry.versions import VersionFolders, artifact_sources
 
+#: Folder of a version holding its report (plots drawn after registration), and its manifest.
+REPORT_DIR = "report"
+REPORT_MANIFEST = "report.json"
 
 class ModelRegistry:
     """Registered model versions under ``root``; see the module docstring for the layout.
@@ -327,6 +330,32 @@ class ModelRegistry:
         """What changed from version (or alias) ``a`` to ``b``."""
         return diff_versions(self.get(model, self.resolve(model, a)),
                              self.get(model, self.resolve(model, b)))
+
+    # -- reports -----------------------------------------------------------------------------
+
+    def attach_report(self, model: str, version: int, source_dir: Path) -> dict[str, str]:
+        """Add the files of ``source_dir`` (plots drawn after registration) to the version's
+        ``report/`` folder and return them with their sha256.
+
+        A report is not part of the version's artifacts (`files`, `version_sha256`): the
+        version is servable as soon as it is registered, and its report follows. The report's
+        own hashes are in ``report/report.json``, written last, so a report without it is
+        incomplete; attaching again replaces it.
+        """
+        self.get(model, version)  # the version must exist
+        sources = artifact_sources(Path(source_dir))
+        folder = posixpath.join(self._version_dir(model, version), REPORT_DIR)
+        files = {name: self._store.copy_in(path, posixpath.join(folder, name))
+                 for name, path in sources.items() if name != REPORT_MANIFEST}
+        self._store.replace_bytes(posixpath.join(folder, REPORT_MANIFEST),
+                                  json.dumps(files, indent=2, sort_keys=True).encode())
+        return files
+
+    def report_files(self, model: str, version: int) -> dict[str, str]:
+        """The version's report files with their sha256 (empty until a report is attached)."""
+        raw = self._store.read_bytes(
+            posixpath.join(self._version_dir(model, version), REPORT_DIR, REPORT_MANIFEST))
+        return {} if raw is None else dict(json.loads(raw))
 
     # -- artifacts and events --------------------------------------------------------------
 

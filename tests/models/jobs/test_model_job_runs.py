@@ -86,6 +86,13 @@ def test_first_run_registers_promotes_and_publishes(settings: Settings, fraud: P
     assert sum(s.rows for s in record.splits.values()) == record.rows > 3000
     card = registry.artifact_path("fraud-xgb", 1, "model_card.md").read_text()
     assert "# Model card: fraud-xgb v1" in card and "roc_auc" in card
+    # The plots come after registration, as the version's report, each with its sha256.
+    report = registry.report_files("fraud-xgb", 1)
+    assert {"roc.png", "pr.png", "confusion.png"} <= set(report) and "roc.png" not in version.files
+    folder = registry.root / "fraud-xgb" / "1" / "report"
+    for name, digest in report.items():
+        assert "](report/" + name + ")" in card and sha256_file(folder / name) == digest
+        assert (folder / name).read_bytes().startswith(b"\x89PNG")
 
 
 def test_a_candidate_below_its_gate_is_registered_not_promoted(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 from pathlib import Path
@@ -142,3 +143,26 @@ def test_missing_card_is_refused(tmp_path: Path, registry: ModelRegistry) -> Non
         registry.register(MODEL, source, gates=PASSED)
     assert registry.version_numbers(MODEL) == []
     assert list((registry.root / MODEL).iterdir()) == []
+
+
+def test_a_report_is_attached_after_registration_without_changing_the_version(
+        tmp_path: Path) -> None:
+    registry = ModelRegistry(tmp_path / "registry")
+    source = tmp_path / "model"
+    source.mkdir()
+    (source / "model.bin").write_bytes(b"weights")
+    version = registry.register("m", source, gates={"passed": True, "reasons": []}, card=None)
+    before = registry.version_sha256("m", version.version)
+    assert registry.report_files("m", version.version) == {}
+    plots = tmp_path / "plots"
+    plots.mkdir()
+    (plots / "roc.png").write_bytes(b"\x89PNG roc")
+
+    attached = registry.attach_report("m", version.version, plots)
+
+    assert attached == registry.report_files("m", version.version) == {
+        "roc.png": hashlib.sha256(b"\x89PNG roc").hexdigest()}
+    assert registry.version_sha256("m", version.version) == before  # artifacts untouched
+    assert registry.get("m", version.version).files == version.files
+    with pytest.raises(RegistryError):
+        registry.attach_report("m", 99, plots)
