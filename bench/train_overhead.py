@@ -5,8 +5,9 @@
 holding ``--rows`` synthetic rows of each of its view's offline tables (the groups' and the
 label's, with their declared schemas; numbers drawn at random, the label learnable from the
 first two numeric features) and as many label rows: read, point-in-time join, split, dataset
-hashes and record, fit (early stopping), evaluate on the test split, the model's report
-(model_card.md with its plots), register.
+hashes and record, fit (early stopping), evaluate on the test split, model_card.md,
+register and announce: the job's critical path, after which the version serves. `report_s`:
+the plots drawn after that and attached as the version's report (`job_with_report_s`: both).
 `bare_s`: ``xgboost.train`` on the same train matrix (already in numpy), with the parameters
 the job's trainer used and as many rounds as it trained (early stopping included), no eval
 set. `overhead` = job_s / bare_s (goal <= 1.3); `train_vs_bare` = the job's fit step / bare_s.
@@ -79,6 +80,7 @@ STEPS: tuple[tuple[str, str, str], ...] = (
     ("fti.models.evaluation.model_card", "build_card_assets", "plots"),
     ("fti.models.jobs.model_job", "_register", "register"),
     ("fti.models.jobs.model_job", "announce", "register"),
+    ("fti.models.jobs.model_job", "_attach_report", "report"),
 )
 _TS = pa.timestamp("us", tz="UTC")
 
@@ -294,6 +296,10 @@ def main(project_dir: Path | None, rows: int = 200_000, model_name: str | None =
     bare_s, bare_cpu_s = (float(np.median([b[i] for b in bare])) for i in (0, 1))
     breakdown = {step: round(s, 3) for step, s in sorted(timer.seconds.items())}
     breakdown["other"] = round(job_s - sum(timer.seconds.values()), 3)
+    # The version is registered, promoted and announced before its report (plots) is drawn:
+    # the job's critical path ends there.
+    report_s = timer.seconds.get("report", 0.0)
+    total_s, job_s = job_s, job_s - report_s
     metric = model.primary_metric()
     return {
         "model": model.name,
@@ -304,6 +310,8 @@ def main(project_dir: Path | None, rows: int = 200_000, model_name: str | None =
         "test_metric": metric,
         "test_value": round(float(result.metrics[metric]), 4),
         "job_s": round(job_s, 3),
+        "report_s": round(report_s, 3),
+        "job_with_report_s": round(total_s, 3),
         "bare_s": round(bare_s, 3),
         "overhead": round(job_s / bare_s, 3),
         "goal": GOAL,

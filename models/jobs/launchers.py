@@ -233,7 +233,8 @@ class LocalProcessLauncher:
     its process group) after `timeout_s`. `argv` replaces the command for tests.
 
     With `warm_argv` (by default with the default command) one process is kept ready that
-    has already loaded the training code (`prewarm`, again after each job ends); a job of a
+    has already loaded the training code (`prewarm`: again as a job starts, and after one
+    ends if it is gone); a job of a
     project goes to it as a JSON line on its stdin, so it starts in milliseconds rather than
     after a Python start-up. It is still one process per attempt, killed the same way.
     """
@@ -279,6 +280,8 @@ class LocalProcessLauncher:
                 process.stdin.close()
             except OSError:  # it died just now: the handle reports its exit
                 pass
+            # The next one loads while this job runs: a follow-up job starts at once too.
+            self.prewarm()
             return LocalProcessHandle(job, process, path, self.timeout_s, on_end=on_end,
                                       warm=True)
         with open(path, "wb") as log:

@@ -46,14 +46,15 @@ def test_a_job_goes_to_the_warm_process_and_a_new_one_waits_for_the_next(tmp_pat
 
     handle = launcher.launch(_job("j1"))
 
-    assert handle.warm and handle.process is first[0] and launcher._warm is None
+    assert handle.warm and handle.process is first[0]
+    second = launcher._warm  # the next one loads while this job runs
+    assert second is not None and second[0] is not first[0] and second[0].poll() is None
     assert handle.wait(30) == "succeeded", handle.log_path.read_text()
     assert handle.result is not None and handle.result["job"] == {
         "project": "proj", "model": "m", "reason": "drift", "job_id": "j1"}
     log = launcher.log_path(_job("j1")).read_text()
     assert log.startswith("loaded\n") and not first[1].exists()  # the warm log became the job's
-    second = launcher._warm  # the job's end started the next warm process
-    assert second is not None and second[0] is not first[0] and second[0].poll() is None
+    assert launcher._warm is second  # still waiting: the job's end started no other
     launcher.close()
     assert second[0].wait(10) == 0 and launcher._warm is None and not second[1].exists()
 
