@@ -47,8 +47,6 @@ FEATURES_SCHEMA = pa.schema(
 
 #: Offline label table: one row per label event.
 LABELS_TABLE = "labels"
-#: Offline table of the preference pairs (`fti flow preferences`).
-PREFERENCES_TABLE = "preference_pairs"
 LABELS_SCHEMA = pa.schema(
     [
         pa.field("tx_id", pa.string(), nullable=False),

@@ -85,8 +85,23 @@ def test_multiclass_refuses_what_it_cannot_score() -> None:
     with pytest.raises(EvaluationError, match="2 classes"):
         evaluate_multiclass(["cat"], [[0.2, 0.3, 0.5]], ["cat", "dog"])
     assert evaluate("multiclass", [0, 2], [[0.9, 0.05, 0.05], [0.1, 0.1, 0.8]])["accuracy"] == 1.0
-    with pytest.raises(EvaluationError, match="no metrics for task 'preference'"):
-        evaluate("preference", [0], [[1.0]])
+    with pytest.raises(EvaluationError, match="no metrics for task 'ranking'"):
+        evaluate("ranking", [0], [[1.0]])
+
+
+def test_pairwise_outcomes_are_scored_against_the_majority_baseline() -> None:
+    outcomes = ["A", "B", "tie"]
+    y = ["A", "A", "A", "B", "tie", "tie"]
+    p = [[.7, .2, .1], [.6, .3, .1], [.2, .5, .3], [.1, .8, .1], [.3, .3, .4], [.5, .1, .4]]
+    m = evaluate("preference", y, p, classes=outcomes)
+    assert m["accuracy"] == 4 / 6 and m["majority_accuracy"] == 3 / 6
+    assert m["margin_over_majority"] == 4 / 6 - 3 / 6
+    assert m["per_class_recall"] == {"A": 2 / 3, "B": 1.0, "tie": 0.5}
+    assert m["per_class_precision"] == {"A": 2 / 3, "B": 0.5, "tie": 1.0}
+    assert m["min_class_recall"] == 0.5 and m["support"] == {"A": 3, "B": 1, "tie": 2}
+    assert m["confusion_matrix"] == [[2, 1, 0], [0, 1, 0], [1, 0, 1]]
+    never_tie = evaluate("preference", y, [[.6, .3, .1]] * 6, classes=outcomes)
+    assert never_tie["min_class_recall"] == 0.0 and never_tie["margin_over_majority"] == 0.0
 
 
 def test_metric_gates_take_their_direction_from_the_metric() -> None:
