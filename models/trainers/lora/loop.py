@@ -109,6 +109,34 @@ class LowerCache:
                              torch.as_tensor(outcomes, device=mask.device))
 
 
+class LowerOnTheFly:
+    """`LowerCache`'s interface without the cache: each step encodes its texts and runs the
+    frozen lower layers again (for training sets too large to hold their hidden states)."""
+
+    def __init__(self, scorer: PairScorer, tokenizer: object, texts: PairTexts,
+                 device: torch.device) -> None:
+        self.scorer, self.tokenizer, self.texts, self.device = scorer, tokenizer, texts, device
+
+    def batch(self, rows: np.ndarray, swapped: np.ndarray, outcomes: np.ndarray) -> TrainingBatch:
+        """The examples at ``rows`` (responses exchanged where ``swapped``)."""
+        encoded = encode(self.tokenizer, batch_texts(self.texts, rows.tolist(), swapped.tolist()))
+        encoded = encoded.to(self.device)
+        self.scorer.eval()
+        return TrainingBatch(self.scorer.lower(encoded), encoded.attention_mask,
+                             torch.as_tensor(outcomes, device=self.device))
+
+
+def lower_layers(scorer: PairScorer, tokenizer: object, texts: PairTexts, device: torch.device,
+                 params: LoraParams) -> LowerCache | LowerOnTheFly:
+    """The cache of the lower layers' output when it fits in ``params.cache_mb`` (float32
+    hidden states of both responses of every pair at ``max_length``), else on the fly."""
+    hidden = int(scorer.head.in_features)
+    size_mb = 2 * len(texts) * params.max_length * hidden * 4 / 2**20
+    if size_mb <= params.cache_mb:
+        return LowerCache(scorer, tokenizer, texts, device, params.eval_batch_size)
+    return LowerOnTheFly(scorer, tokenizer, texts, device)
+
+
 def _stack(parts: list[torch.Tensor], width: int) -> torch.Tensor:
     """Concatenate along rows, right-padding dim 1 with zeros to ``width``."""
     padded = [F.pad(p, (0, 0, 0, width - p.shape[1]) if p.ndim == 3 else (0, width - p.shape[1]))

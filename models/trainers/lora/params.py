@@ -29,8 +29,10 @@ class LoraParams:
     its expected weights hash (pinned for the bundled one). LoRA of ``rank``/``alpha`` adapts
     ``target_modules`` of the top ``top_layers`` layers only. Training runs ``steps`` AdamW
     steps of ``batch_size`` pairs (the pairs and their A/B swaps, shuffled by ``seed``) at
-    ``lr`` after ``warmup_steps``, then a linear decay to zero. ``outcomes`` are the label
-    values meaning: the first response wins, the second wins, a tie.
+    ``lr`` after ``warmup_steps``, then a linear decay to zero. The frozen lower layers'
+    output is computed once per text when it fits in ``cache_mb``, else at every step.
+    ``outcomes`` are the label values meaning: the first response wins, the second wins, a
+    tie.
     """
 
     base_model: str | None = None
@@ -48,6 +50,7 @@ class LoraParams:
     max_grad_norm: float = 1.0
     max_length: int = 96
     eval_batch_size: int = 64
+    cache_mb: float = 1024.0
     seed: int = 0
     outcomes: tuple[Any, ...] = ("A", "B", "tie")
 

@@ -38,8 +38,8 @@ from fti.models.trainers.lora.base_model import (
     verify_base_model,
 )
 from fti.models.trainers.lora.loop import (
-    LowerCache,
     PairBatches,
+    lower_layers,
     optimizer_for,
     schedule,
     train_step,
@@ -101,7 +101,7 @@ class LoraTrainer:
         scheduler = schedule(optimizer, params)
         losses: list[float] = []
         started = time.perf_counter()
-        cache = LowerCache(scorer, tokenizer, texts, where, params.eval_batch_size)
+        cache = lower_layers(scorer, tokenizer, texts, where, params)
         for step in range(params.steps):
             batch = cache.batch(*batches.batch(step))
             losses.append(train_step(scorer, optimizer, batch, params.max_grad_norm))

@@ -18,7 +18,7 @@ from fti.features.training_data import Split
 from fti.models.errors import TrainerError
 from fti.models.trainers import ModelInputs, load_artifacts, table_inputs, trainer_for
 from fti.models.trainers.lora.base_model import TOKENIZER_FILE, load_tokenizer
-from fti.models.trainers.lora.loop import LowerCache, PairBatches
+from fti.models.trainers.lora.loop import LowerCache, LowerOnTheFly, PairBatches, lower_layers
 from fti.models.trainers.lora.params import CONFIG_FILE, LoraParams
 from fti.models.trainers.lora.scorer import adapted_layers, build_scorer, pair_logits
 from fti.models.trainers.lora.text import PairTexts, encode, pair_texts
@@ -81,10 +81,19 @@ def test_cached_lower_layers_give_the_full_forward_logits(tiny: Path) -> None:
     picked = texts.take(list(range(12)))
     first = [b if s else a for a, b, s in zip(picked.first, picked.second, swapped, strict=True)]
     second = [a if s else b for a, b, s in zip(picked.first, picked.second, swapped, strict=True)]
+    on_the_fly = LowerOnTheFly(scorer, tokenizer, texts, torch.device("cpu")).batch(
+        rows, swapped, np.zeros(12, dtype=np.int64))
     with torch.no_grad():
         direct = scorer(encode(tokenizer, PairTexts(picked.prompts, first, second)))
         cached = scorer.upper(batch.hidden, batch.attention_mask)
+        again = scorer.upper(on_the_fly.hidden, on_the_fly.attention_mask)
     torch.testing.assert_close(cached, direct, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(again, direct, atol=1e-5, rtol=1e-4)
+    small = LoraParams(base_model=str(tiny), max_length=48, cache_mb=0.001)
+    assert isinstance(lower_layers(scorer, tokenizer, texts, torch.device("cpu"), small),
+                      LowerOnTheFly)
+    assert isinstance(lower_layers(scorer, tokenizer, texts, torch.device("cpu"), params),
+                      LowerCache)
 
 
 def test_only_the_adapters_of_the_top_layers_and_the_head_train(tiny: Path) -> None:
