@@ -72,4 +72,6 @@ def test_the_preference_example_learns_pairs_and_ties_and_serves_them(tmp_path: 
     np.testing.assert_allclose(scores[0], scores[1][[1, 0, 2]], atol=1e-5)  # a swap swaps
     print(f"\nheld-out {held_out}, accuracy {m['accuracy']:.3f}, majority "
           f"{m['majority_accuracy']:.3f}, tie recall {m['per_class_recall']['tie']:.3f} "
-          f"({m['support']['tie']} ties), fit {version.params['fit_seconds']:.1f} s")
+          f"({m['support']['tie']} ties), {version.params['steps']} steps in "
+          f"{version.params['train_seconds']:.1f} s, fit with validation "
+          f"{version.params['fit_seconds']:.1f} s")
