@@ -71,7 +71,7 @@ STEPS: tuple[tuple[str, str, str], ...] = (
     ("fti.models.trainers.xgboost", "features_matrix", "matrix"),
     ("fti.models.trainers.xgboost", "target_vector", "matrix"),
     ("fti.models.jobs.model_job", "load_artifacts", "evaluate"),
-    ("fti.models.jobs.model_job", "table_matrix", "matrix"),
+    ("fti.models.jobs.model_job", "table_inputs", "matrix"),
     ("fti.models.trainers.xgboost", "LoadedXGBoost.predict", "evaluate"),
     ("fti.models.jobs.model_job", "evaluate_task", "evaluate"),
     ("fti.models.jobs.model_job", "_champion_on", "evaluate"),

@@ -126,6 +126,20 @@ def matrix_of(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> np.ndar
     return out
 
 
+def inputs_of(rows: Sequence[dict[str, Any]], served: ServingModel) -> np.ndarray:
+    """What `served` scores of `rows`: the values of its features as they are (an object
+    matrix) for a model that reads text, else the numeric `matrix_of`.
+
+    >>> class Text:
+    ...     features, reads_text = ("q", "n"), True
+    >>> inputs_of([{"q": "hi", "n": 2}, {}], Text()).tolist()
+    [['hi', 2], [None, None]]
+    """
+    if served.reads_text:
+        return np.array([[row.get(c) for c in served.features] for row in rows], dtype=object)
+    return matrix_of(rows, served.features)
+
+
 class ModelScorer:
     """Scores batches of a model's stream with the champion held at the batch's start."""
 
@@ -158,8 +172,7 @@ class ModelScorer:
         kept = [(e, r) for e, r in zip(events, rows, strict=True) if r is not None]
         if not kept:
             return []
-        matrix = matrix_of([r for _, r in kept], served.features)
-        scores = served.score(matrix)
+        scores = served.score(inputs_of([r for _, r in kept], served))
         latency_ms = (time.perf_counter() - started) * 1000
         kept_events = [e for e, _ in kept]
         out = self._messages(self.topic, served, kept_events, scores, latency_ms)
@@ -191,8 +204,7 @@ class ModelScorer:
             return []
         try:
             started = time.perf_counter()
-            matrix = matrix_of([r for _, r in kept], challenger.features)
-            scores = challenger.score(matrix)
+            scores = challenger.score(inputs_of([r for _, r in kept], challenger))
             out = self._messages(self.shadow_topic, challenger, [e for e, _ in kept], scores,
                                  (time.perf_counter() - started) * 1000)
         except Exception as ex:  # noqa: BLE001 - the champion's predictions must still go out

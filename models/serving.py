@@ -21,7 +21,7 @@ from fti import metrics
 from fti.models.errors import TrainerError
 from fti.models.registry import CHALLENGER, CHAMPION, ModelRegistry, ModelVersion
 from fti.models.trainers import LoadedModel, load_version
-from fti.models.trainers.base import SIGNATURE_FILE
+from fti.models.trainers.base import SIGNATURE_FILE, TEXT_INPUT
 from fti.models.trainers.xgboost_model import MODEL_FILE
 
 __all__ = [
@@ -42,7 +42,8 @@ class ServingModel:
     """A loaded, warmed-up model version and what it reads and returns.
 
     ``features`` are the matrix columns in order; ``classes`` the class values of a
-    multiclass model (column order of its probabilities).
+    multiclass model (column order of its probabilities). ``reads_text``: the model reads
+    the feature values as they are (an object matrix of texts), not a float32 matrix.
 
     >>> class Half:
     ...     def predict(self, X):
@@ -62,6 +63,14 @@ class ServingModel:
     features: tuple[str, ...]
     classes: tuple[Any, ...] | None
     model: LoadedModel
+    reads_text: bool = False
+
+    def warm_up(self) -> None:
+        """Score one placeholder row, so the first real batch does not pay for lazy setup."""
+        if self.reads_text:
+            self.score(np.full((1, len(self.features)), "warm up", dtype=object))
+        else:
+            self.score(np.zeros((1, len(self.features)), dtype=np.float32))
 
     def score(self, matrix: np.ndarray) -> np.ndarray:
         """Scores of rows of ``matrix`` (columns in `features` order): P(positive) (binary),
@@ -87,10 +96,10 @@ class ServingModel:
 
 def load_serving_model(registry: ModelRegistry, name: str, version: int) -> ServingModel:
     """Load a registry version (sha256 checked) with the trainer kind of its metadata and warm
-    it up with one prediction of a zero row.
+    it up with one prediction of a placeholder row (zeros, or texts for a model whose
+    signature says ``"input": "text"``).
 
-    Kinds this contract cannot load (``lora``) and versions without a loadable artifact raise
-    an error naming the kind.
+    Versions without a loadable artifact raise an error naming the kind.
     """
     metadata = registry.get(name, version)
     model = load_version(registry, name, version)
@@ -101,8 +110,10 @@ def load_serving_model(registry: ModelRegistry, name: str, version: int) -> Serv
     if SIGNATURE_FILE not in metadata.files:
         features = _recorded_features(metadata) or features  # registered before signatures
     kind = str(metadata.params.get("trainer") or signature.kind)
-    served = ServingModel(name, version, kind, signature.task, features, signature.classes, model)
-    served.score(np.zeros((1, len(features)), dtype=np.float32))
+    reads_text = signature.extra.get("input") == TEXT_INPUT
+    served = ServingModel(name, version, kind, signature.task, features, signature.classes, model,
+                          reads_text)
+    served.warm_up()
     return served
 
 

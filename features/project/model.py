@@ -38,13 +38,16 @@ Task = Literal["binary", "multiclass", "regression", "preference"]
 TASKS: tuple[str, ...] = ("binary", "multiclass", "regression", "preference")
 #: The built-in trainer kinds; a class implementing the trainer protocol is the user's own.
 TRAINER_KINDS: tuple[str, ...] = ("xgboost", "mlp", "lora")
+#: Built-in trainers that read text columns; every other trainer takes numbers only.
+TEXT_TRAINERS: frozenset[str] = frozenset({"lora"})
 #: Metrics each task's evaluation reports, which gates may name.
 TASK_METRICS: dict[str, tuple[str, ...]] = {
     "binary": ("roc_auc", "pr_auc", "f1", "precision", "recall", "accuracy", "log_loss",
                "brier", "ece"),
     "multiclass": ("accuracy", "macro_f1", "log_loss"),
     "regression": ("mae", "rmse", "r2"),
-    "preference": ("accuracy", "macro_f1", "margin_over_majority"),
+    "preference": ("accuracy", "macro_f1", "margin_over_majority", "min_class_recall",
+                   "log_loss"),
 }
 #: Metrics that are better when lower: their gate is a maximum.
 LOWER_IS_BETTER = frozenset({"mae", "rmse", "log_loss", "brier", "ece"})
@@ -121,14 +124,19 @@ class Model:
             raise DefinitionError(f"{where}: trainer {self.trainer!r} is unknown; use one of "
                                   f"{', '.join(TRAINER_KINDS)} or a trainer class")
         view_features = list(self.view.features or ())
-        numeric = numeric_columns(self.view)
-        chosen = ([c for c in view_features if c in numeric] if self.features is None
+        reads_text = self.reads_text()
+        allowed = text_columns(self.view) if reads_text else numeric_columns(self.view)
+        chosen = ([c for c in view_features if c in allowed] if self.features is None
                   else list(self.features))
         for column in chosen:
             if column not in view_features:
                 raise DefinitionError(f"{where}: feature {column!r} is not in view "
                                       f"{self.view.name} ({', '.join(view_features)})")
-            if column not in numeric:
+            if column not in allowed and reads_text:
+                raise DefinitionError(
+                    f"{where}: feature {column} is not text; trainer {self.trainer} reads "
+                    "text columns only")
+            if column not in allowed:
                 raise DefinitionError(
                     f"{where}: feature {column} is not a number; models take numbers: add a "
                     "transformation that encodes it (e.g. a category code) and use that")
@@ -167,6 +175,10 @@ class Model:
         """`max` for a metric that is better when lower, else `min`."""
         return "max" if metric in LOWER_IS_BETTER else "min"
 
+    def reads_text(self) -> bool:
+        """Whether the trainer reads text columns (`TEXT_TRAINERS`) rather than numbers."""
+        return isinstance(self.trainer, str) and self.trainer in TEXT_TRAINERS
+
     def trainer_kind(self) -> str:
         """The built-in kind, or `module:Class` of a user's trainer."""
         if isinstance(self.trainer, str):
@@ -182,6 +194,16 @@ class Model:
                 "threshold": self.threshold, "device": self.device,
                 "retrain": self.retrain.spec(), "serve": self.serve,
                 "description": self.description}
+
+
+def text_columns(view: FeatureView) -> set[str]:
+    """The view's feature columns whose values are text: inputs of a text model."""
+    out = set()
+    for group in view.groups:
+        for feature, type_ in group.feature_types().items():
+            if pa.types.is_string(type_) or pa.types.is_large_string(type_):
+                out.add(view.column(group, feature))
+    return out
 
 
 def numeric_columns(view: FeatureView) -> set[str]:

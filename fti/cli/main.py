@@ -187,7 +187,7 @@ def cmd_store(args: argparse.Namespace, settings: Settings) -> int:
 
 BENCHMARKS = (
     "feature-ingest", "online-lookup", "pit-join", "inference", "detectors", "soak",
-    "train-overhead", "model-swap", "peer-quix",
+    "train-overhead", "model-swap", "lora-steps", "peer-quix",
 )
 
 

@@ -1,6 +1,8 @@
 """Model metrics per task in plain numpy: binary (ROC and PR AUC, threshold metrics, log-loss,
 Brier score, calibration error; curves for plots), multiclass (accuracy, macro F1, log-loss,
-per-class F1, confusion matrix) and regression (MAE, RMSE, R²).
+per-class F1, confusion matrix), pairwise outcomes (the multiclass metrics, the majority
+baseline and the margin over it, per-class recall and precision) and regression (MAE, RMSE,
+R²).
 
 `evaluate` reports, for a task, every metric of `TASK_METRICS` (the names a model's gates may
 use) plus ``rows`` and a few non-gate details.
@@ -213,8 +215,10 @@ def evaluate(
         return evaluate_multiclass(y_true, scores, classes)
     if task == "regression":
         return evaluate_regression(y_true, scores)
+    if task == "preference":
+        return evaluate_pairwise(y_true, scores, classes)
     raise EvaluationError(
-        f"no metrics for task {task!r}; tasks: binary, multiclass, regression"
+        f"no metrics for task {task!r}; tasks: binary, multiclass, preference, regression"
     )
 
 
@@ -361,6 +365,43 @@ def evaluate_multiclass(
         "confusion_matrix": confusion.tolist(),
         "classes": [_python(c) for c in known],
         "rows": len(actual),
+    }
+
+
+def evaluate_pairwise(
+    y_true: ArrayLike, probabilities: ArrayLike, classes: Sequence[Any] | None = None
+) -> dict[str, Any]:
+    """`evaluate_multiclass` of pairwise outcomes (e.g. A wins, B wins, tie; a tie counts
+    like any other class), plus the majority baseline: ``majority_accuracy`` (the share of the
+    most frequent outcome in ``y_true``, what always predicting it scores),
+    ``margin_over_majority`` (accuracy minus that), and per class ``per_class_recall``,
+    ``per_class_precision`` and ``support``; ``min_class_recall`` is the worst class recall
+    (ties never predicted make it 0).
+
+    >>> p = [[.8, .1, .1], [.1, .8, .1], [.2, .2, .6], [.1, .2, .7]]
+    >>> m = evaluate_pairwise(["A", "B", "tie", "tie"], p, ["A", "B", "tie"])
+    >>> m["accuracy"], m["majority_accuracy"], m["margin_over_majority"], m["min_class_recall"]
+    (1.0, 0.5, 0.5, 1.0)
+    >>> evaluate_pairwise(["A", "tie"], [[.8, .1, .1], [.5, .1, .4]], ["A", "B", "tie"])[
+    ...     "per_class_recall"]
+    {'A': 1.0, 'B': 0.0, 'tie': 0.0}
+    """
+    metrics = evaluate_multiclass(y_true, probabilities, classes)
+    confusion = np.asarray(metrics["confusion_matrix"], dtype=np.int64)
+    support = confusion.sum(axis=1)
+    names = [str(c) for c in metrics["classes"]]
+    recall = {n: _ratio(int(confusion[i, i]), int(support[i])) for i, n in enumerate(names)}
+    precision = {n: _ratio(int(confusion[i, i]), int(confusion[:, i].sum()))
+                 for i, n in enumerate(names)}
+    majority = float(support.max() / support.sum())
+    present = [recall[n] for i, n in enumerate(names) if support[i]]
+    return metrics | {
+        "majority_accuracy": majority,
+        "margin_over_majority": metrics["accuracy"] - majority,
+        "min_class_recall": min(present) if present else 0.0,
+        "per_class_recall": recall,
+        "per_class_precision": precision,
+        "support": {n: int(support[i]) for i, n in enumerate(names)},
     }
 
 

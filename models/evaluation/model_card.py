@@ -42,6 +42,8 @@ if TYPE_CHECKING:
     from fti.models.evaluation.importance import FeatureImportance
 
 CARD_FILE = "model_card.md"
+#: Tasks whose scores are class probabilities: a class confusion matrix, no ROC curves.
+CLASS_TASKS = frozenset({"multiclass", "preference"})
 _METRICS = ("roc_auc", "f1", "precision", "recall", "accuracy")
 #: Metrics shown when present, besides `_METRICS` (PR AUC; regression metrics).
 _EXTRA_METRICS = ("pr_auc", "mae", "mse", "rmse", "r2")
@@ -190,7 +192,7 @@ def plan_card_plots(
     keys: list[str] = []
     if history and any(len(values) for values in history.values()):
         keys.append("loss")
-    if task == "multiclass":
+    if task in CLASS_TASKS:
         keys.append("confusion")
     elif task == "regression":
         keys.append("residuals")
@@ -224,7 +226,8 @@ def build_card_assets(
     from fti.models.evaluation import plots  # matplotlib is imported only when plots are drawn
 
     workdir = Path(workdir)
-    y = np.asarray(y_true, dtype=object if task == "multiclass" else None)
+    by_class = task in CLASS_TASKS
+    y = np.asarray(y_true, dtype=object if by_class else None)
     made = plan_card_plots(history, y_true, slices, importance, task)
     for key, name in made.items():
         path = workdir / name
@@ -236,7 +239,7 @@ def build_card_assets(
             plots.plot_pr_curve(y, scores, path, champion_scores)
         elif key == "residuals":
             plots.plot_residuals(y, scores, path, champion_scores)
-        elif key == "confusion" and task == "multiclass":
+        elif key == "confusion" and by_class:
             metrics = evaluate_multiclass(y, scores, classes)
             plots.plot_class_confusion(metrics["confusion_matrix"], metrics["classes"], path)
         elif key == "confusion":
@@ -428,8 +431,8 @@ def _metrics(
         )
     else:
         names = tuple(TASK_METRICS.get(task, ())) + tuple(
-            n for n in ("mse",) if n in metrics)
-        header = f"## Metrics on the test split ({task})\n\n{rows} rows.\n"
+            n for n in ("mse", "majority_accuracy") if n in metrics)
+        header = f"## Metrics on the test split ({task})\n\n{rows} rows.{_baseline(metrics)}\n"
     if champion is None:
         table = ["| metric | candidate |", "| --- | ---: |"]
         table += [f"| {name} | {_fmt(metrics.get(name))} |" for name in names]
@@ -461,18 +464,30 @@ def _confusion(metrics: dict[str, Any], task: str = "binary") -> str:
     )
 
 
+def _baseline(metrics: dict[str, Any]) -> str:
+    """The sentence comparing accuracy with always predicting the majority class."""
+    if "majority_accuracy" not in metrics:
+        return ""
+    return (f" Accuracy {metrics['accuracy']:.4f} against {metrics['majority_accuracy']:.4f} "
+            "for always predicting the most frequent outcome: a margin of "
+            f"{metrics['margin_over_majority']:+.4f} over the majority baseline.")
+
+
 def _class_confusion(metrics: dict[str, Any]) -> str:
     cm, classes = metrics.get("confusion_matrix"), metrics.get("classes")
     if not isinstance(cm, list) or not classes:
         return ""
-    per_class = metrics.get("per_class", {})
-    head = "| actual \\ predicted | " + " | ".join(f"`{c}`" for c in classes) + " | f1 |"
-    lines = ["## Confusion matrix (test)\n", head,
-             "| --- | " + " | ".join("---:" for _ in classes) + " | ---: |"]
+    columns = [("f1", metrics.get("per_class", {})), ("recall", metrics.get("per_class_recall")),
+               ("precision", metrics.get("per_class_precision"))]
+    shown = [(name, values) for name, values in columns if values]
+    head = ("| actual \\ predicted | " + " | ".join(f"`{c}`" for c in classes) + " | "
+            + " | ".join(name for name, _ in shown) + " |")
+    lines = ["## Confusion matrix (test)\n", "Rows: actual, columns: predicted.\n", head,
+             "| --- | " + " | ".join(["---:"] * (len(classes) + len(shown))) + " |"]
     for value, row in zip(classes, cm, strict=True):
-        f1 = per_class.get(str(value))
-        lines.append(f"| `{value}` | " + " | ".join(str(n) for n in row)
-                     + f" | {_fmt(f1) if f1 is not None else 'n/a'} |")
+        per_class = [values.get(str(value)) for _, values in shown]
+        lines.append(f"| `{value}` | " + " | ".join(str(n) for n in row) + " | "
+                     + " | ".join(_fmt(v) if v is not None else "n/a" for v in per_class) + " |")
     return "\n".join(lines)
 
 

@@ -124,9 +124,8 @@ SPACES: dict[str, tuple[Dimension, ...]] = {
 }
 #: Built-in kinds that are not searched, and why.
 NOT_SEARCHED: dict[str, str] = {
-    "lora": "LoRA adapters are fine-tuned by fti.models.trainers.lora.run_lora_job, not through "
-            "the trainer contract every trial runs, and each trial would fine-tune a transformer "
-            "(minutes per trial on a CPU, hours for a useful search); set r, alpha and lr in the "
+    "lora": "LoRA adapters are fine-tuned on a transformer, so each trial would take a minute "
+            "or more on a CPU and a useful search hours; set rank, alpha, steps and lr in the "
             "model's params and compare runs of `fti train` instead",
 }
 

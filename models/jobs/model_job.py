@@ -35,7 +35,7 @@ from fti.models.jobs.workdir import job_workdir
 from fti.models.registry import Lineage, ModelRegistry, ModelVersion, Signature
 from fti.models.registry.model_registry import REPORT_DIR
 from fti.models.serving import load_serving_model
-from fti.models.trainers import ModelInputs, load_artifacts, table_matrix, trainer_for
+from fti.models.trainers import ModelInputs, load_artifacts, table_inputs, trainer_for
 from fti.settings import Settings
 
 if TYPE_CHECKING:
@@ -95,7 +95,7 @@ def run_model_job(settings: Settings, project: Project, name: str | None = None,
             candidate = load_artifacts(workdir, model.trainer)
             test = dataset.split.test
             y = inputs.target(test)
-            scores = candidate.predict(table_matrix(test, inputs.features))
+            scores = candidate.predict(table_inputs(test, inputs.features))
             metrics = evaluate_task(model.task, y, scores, model.threshold, inputs.classes)
             steps.done("candidate on test: %s", _shown(metrics))
             registry = ModelRegistry(settings.registry_location)
@@ -162,7 +162,7 @@ def _champion_on(registry: ModelRegistry, model: Model, test: pa.Table,
         logger.warning("champion v%d of %s reads %s, which this view no longer has; the "
                        "candidate is gated on thresholds only", version, model.name, missing)
         return version, None
-    scores = champion.score(table_matrix(test, champion.features))
+    scores = champion.score(table_inputs(test, champion.features))
     return version, evaluate_task(model.task, inputs.target(test), scores, model.threshold,
                                   inputs.classes)
 
@@ -175,7 +175,8 @@ def _register(settings: Settings, registry: ModelRegistry, model: Model,
     number = registry.next_version(model.name)
     lineage = Lineage(feature_view=model.view.name, dataset_version=dataset_version,
                       table_versions=dataset.record.table_versions)
-    signature = Signature.of(params["feature_columns"], "float32",
+    signature = Signature.of(params["feature_columns"],
+                             "string" if model.reads_text() else "float32",
                              output=(f"{model.task}_output", "float32"))
     fields: dict[str, Any] = {
         "metrics": metrics, "gates": gates,

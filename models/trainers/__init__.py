@@ -1,6 +1,6 @@
 """Trainers behind one contract (`fti.models.trainers.protocol`), chosen by kind.
 
-A kind is a built-in one (``xgboost``, ``mlp``) or ``module:Class`` naming a user's class
+A kind is a built-in one (``xgboost``, ``mlp``, ``lora``) or ``module:Class`` naming a user's class
 that implements the protocol. Each trainer module is imported only when its kind is asked
 for, so XGBoost jobs never pay for importing torch.
 
@@ -10,7 +10,7 @@ for, so XGBoost jobs never pay for importing torch.
 >>> trainer_for("svm")
 Traceback (most recent call last):
 ...
-fti.errors.ConfigError: no trainer of kind 'svm'; known kinds: mlp, xgboost (or 'module:Class' ...)
+fti.errors.ConfigError: no trainer of kind 'svm'; known kinds: lora, mlp, xgboost (or ...)
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from fti.models.trainers.base import (
     check_safe_files,
     kind_of,
     read_signature,
+    table_inputs,
     table_matrix,
     write_signature,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "load_artifacts",
     "load_version",
     "read_signature",
+    "table_inputs",
     "table_matrix",
     "trainer_class",
     "trainer_for",
@@ -65,11 +67,8 @@ __all__ = [
 
 #: Trainer kind → "module:class" implementing it.
 TRAINERS: dict[str, str] = BUILTIN_TRAINERS
-#: Kinds registered by other jobs that this contract does not fit or load.
-_ELSEWHERE = {
-    "lora": "LoRA adapters are trained by fti.models.trainers.lora.run_lora_job and scored "
-            "by fti.models.trainers.lora, not through this trainer contract",
-}
+#: Kinds registered by other jobs that this contract does not fit or load (none today).
+_ELSEWHERE: dict[str, str] = {}
 
 
 def _unknown(kind: str, why: str = "") -> ConfigError:

@@ -42,10 +42,13 @@ EpochCallback = Callable[[int, dict[str, float]], None]
 #: The file beside every artifact that says what the model reads and returns.
 SIGNATURE_FILE = "signature.json"
 SIGNATURE_FORMAT = "fti-signature/1"
+#: The signature's ``input`` of a model that reads text columns as they are (no float matrix).
+TEXT_INPUT = "text"
 #: File suffixes an artifact may have: formats that load without executing code.
 SAFE_SUFFIXES = frozenset({".json", ".ubj", ".safetensors"})
 #: Built-in trainer kind → "module:Class" implementing it (imported only when asked for).
 BUILTIN_TRAINERS: dict[str, str] = {
+    "lora": "fti.models.trainers.lora.trainer:LoraTrainer",
     "mlp": "fti.models.trainers.mlp:MLPTrainer",
     "xgboost": "fti.models.trainers.xgboost:XGBoostTrainer",
 }
@@ -218,6 +221,29 @@ def table_matrix(table: pa.Table, columns: Sequence[str]) -> np.ndarray:
             ) from ex
         arrays.append(pc.fill_null(values, math.nan).to_numpy(zero_copy_only=False))
     return np.column_stack(arrays).astype(np.float32)
+
+
+def table_inputs(table: pa.Table, columns: Sequence[str]) -> np.ndarray:
+    """``columns`` of ``table`` as a model reads them: the float32 `table_matrix` when every
+    column holds numbers (or booleans), else an object matrix of the values as they are
+    (a text model's input, nulls as None).
+
+    >>> table_inputs(pa.table({"a": [1, 2]}), ["a"]).dtype
+    dtype('float32')
+    >>> table_inputs(pa.table({"q": ["hi", None], "a": [1, 2]}), ["q", "a"]).tolist()
+    [['hi', 1], [None, 2]]
+    """
+    missing = [name for name in columns if name not in table.column_names]
+    if missing:
+        raise TrainerError(f"table lacks feature columns {missing}; it has {table.column_names}")
+    kinds = [table.schema.field(name).type for name in columns]
+    if all(pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
+           or pa.types.is_null(t) for t in kinds):
+        return table_matrix(table, columns)
+    out = np.empty((table.num_rows, len(columns)), dtype=object)
+    for j, name in enumerate(columns):
+        out[:, j] = table[name].to_pylist()
+    return out
 
 
 def check_matrix(X: np.ndarray, features: Sequence[str]) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""Metrics, gates, importance, plots and cards per task (binary, multiclass, regression)."""
+"""Metrics, gates, importance, plots and cards per task (binary, multiclass, preference,
+regression)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 import sklearn.metrics as skm
 import xgboost as xgb
 
+from fti.features.errors import DefinitionError
 from fti.features.project import FeatureGroup, FeatureView, Field, Label, Model, Stream, agg
 from fti.features.project.model import TASK_METRICS
 from fti.models.errors import EvaluationError
@@ -36,12 +38,12 @@ def _multiclass(seed: int = 0, rows: int = 300) -> tuple[np.ndarray, np.ndarray]
     return y.astype(object), p
 
 
-@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+@pytest.mark.parametrize("task", ["binary", "multiclass", "preference", "regression"])
 def test_evaluate_reports_every_gate_metric_of_the_task(task: str) -> None:
     rng = np.random.default_rng(1)
     if task == "binary":
         y, s, classes = rng.integers(0, 2, 50), rng.random(50), None
-    elif task == "multiclass":
+    elif task in ("multiclass", "preference"):
         (y, s), classes = _multiclass(rows=50), CLASSES
     else:
         y, s, classes = rng.normal(size=50), rng.normal(size=50), None
@@ -85,8 +87,23 @@ def test_multiclass_refuses_what_it_cannot_score() -> None:
     with pytest.raises(EvaluationError, match="2 classes"):
         evaluate_multiclass(["cat"], [[0.2, 0.3, 0.5]], ["cat", "dog"])
     assert evaluate("multiclass", [0, 2], [[0.9, 0.05, 0.05], [0.1, 0.1, 0.8]])["accuracy"] == 1.0
-    with pytest.raises(EvaluationError, match="no metrics for task 'preference'"):
-        evaluate("preference", [0], [[1.0]])
+    with pytest.raises(EvaluationError, match="no metrics for task 'ranking'"):
+        evaluate("ranking", [0], [[1.0]])
+
+
+def test_pairwise_outcomes_are_scored_against_the_majority_baseline() -> None:
+    outcomes = ["A", "B", "tie"]
+    y = ["A", "A", "A", "B", "tie", "tie"]
+    p = [[.7, .2, .1], [.6, .3, .1], [.2, .5, .3], [.1, .8, .1], [.3, .3, .4], [.5, .1, .4]]
+    m = evaluate("preference", y, p, classes=outcomes)
+    assert m["accuracy"] == 4 / 6 and m["majority_accuracy"] == 3 / 6
+    assert m["margin_over_majority"] == 4 / 6 - 3 / 6
+    assert m["per_class_recall"] == {"A": 2 / 3, "B": 1.0, "tie": 0.5}
+    assert m["per_class_precision"] == {"A": 2 / 3, "B": 0.5, "tie": 1.0}
+    assert m["min_class_recall"] == 0.5 and m["support"] == {"A": 3, "B": 1, "tie": 2}
+    assert m["confusion_matrix"] == [[2, 1, 0], [0, 1, 0], [1, 0, 1]]
+    never_tie = evaluate("preference", y, [[.6, .3, .1]] * 6, classes=outcomes)
+    assert never_tie["min_class_recall"] == 0.0 and never_tie["margin_over_majority"] == 0.0
 
 
 def test_metric_gates_take_their_direction_from_the_metric() -> None:
@@ -193,3 +210,32 @@ def test_write_task_card_shows_the_task(tmp_path: Path) -> None:
     assert "- mae 2.5 > 2.0 (gate max)" in card and "1. `g__x_mean_1h`" in card
     assert "fraud" not in card.lower()
     assert (tmp_path / "residuals.png").is_file() and (tmp_path / "loss.png").is_file()
+
+
+def test_a_pairwise_card_states_the_margin_over_the_majority_and_the_confusion(
+    tmp_path: Path
+) -> None:
+    s = Stream("p", topic="p", key="k", id="k", event_time="ts",
+               fields=[Field("k"), Field("q"), Field("a"), Field("b"),
+                       Field("w", values=["A", "B", "tie"]), Field("ts", "timestamp")])
+    g = FeatureGroup("g", entity="k", stream=s, features=["q", "a", "b"])
+    model = Model("judge", view=FeatureView("v", Label("w", s, value="w"), [g]),
+                  task="preference", trainer="lora", gates={"margin_over_majority": 0.2})
+    assert model.feature_columns() == ["g__q", "g__a", "g__b"] and model.reads_text()
+    y = np.array(["A", "A", "B", "tie", "tie", "tie"], dtype=object)
+    p = np.array([[.8, .1, .1], [.1, .8, .1], [.1, .8, .1], [.1, .1, .8], [.2, .2, .6],
+                  [.5, .2, .3]])
+    metrics = evaluate("preference", y, p, classes=["A", "B", "tie"])
+    card = write_task_card(
+        tmp_path / "model_card.md", model=model, version=1,
+        created_at=datetime(2026, 1, 1, tzinfo=UTC), params={"trainer": "lora"},
+        metrics=metrics, gates=GateResult(True), y_true=y, scores=p, dependencies={},
+    ).read_text()
+    assert ("Accuracy 0.6667 against 0.5000 for always predicting the most frequent outcome: "
+            "a margin of +0.1667 over the majority baseline.") in card
+    assert "| actual \\ predicted | `A` | `B` | `tie` | f1 | recall | precision |" in card
+    assert "| `tie` | 1 | 0 | 2 | 0.8000 | 0.6667 | 1.0000 |" in card
+    assert "| majority_accuracy | 0.5000 |" in card and "| min_class_recall | 0.5000 |" in card
+    assert (tmp_path / "confusion.png").is_file()
+    with pytest.raises(DefinitionError, match="feature g__q is not a number"):
+        Model("m", view=model.view, task="preference", trainer="mlp", features=["g__q"])

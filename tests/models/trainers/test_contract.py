@@ -1,6 +1,7 @@
 """The trainer contract, kept by every trainer and task: XGBoost and the MLP (binary,
-multiclass, regression) and a user's own trainer written here (binary logistic regression by
-numpy gradient descent, saved as JSON), imported back as ``module:Class``.
+multiclass, regression), LoRA (pairwise preference, text features; on a tiny encoder) and a
+user's own trainer written here (binary logistic regression by numpy gradient descent, saved
+as JSON), imported back as ``module:Class``.
 
 Each case fits once on a small synthetic split with a learnable signal; the tests check that
 it beats a trivial baseline, writes only safe formats with a signature describing its inputs,
@@ -33,14 +34,17 @@ from fti.models.trainers import (
     load_artifacts,
     load_version,
     read_signature,
+    table_inputs,
     trainer_for,
     write_signature,
 )
 from fti.models.trainers.base import SAFE_SUFFIXES, SIGNATURE_FILE
 from fti.models.trainers.xgboost_model import MODEL_FILE
+from tests.models.trainers.lora_support import TEXT_COLUMNS, TINY_PARAMS, pair_split, tiny_encoder
 
 FEATURES = ("signal_a", "signal_b", "noise", "sparse")
 CLASSES = ("high", "low", "mid")  # sorted: the order a trainer gives them
+OUTCOMES = ("A", "B", "tie")
 CUSTOM = f"{__name__}:LogisticTrainer"
 #: Small and quick hyperparameters per trainer.
 PARAMS: dict[str, dict[str, Any]] = {
@@ -250,8 +254,8 @@ def test_a_user_trainer_is_imported_by_module_and_class() -> None:
         trainer_for("no_such_module_fti:Trainer")
     with pytest.raises(ConfigError, match="lacks fit, load"):
         trainer_for(f"{__name__}:Fitted")
-    with pytest.raises(ConfigError, match="run_lora_job"):
-        trainer_for("lora")
+    with pytest.raises(ConfigError, match="fits preference models, not 'binary'"):
+        trainer_for("lora", inputs)
     with pytest.raises(ConfigError, match="inputs must be ModelInputs"):
         trainer_for("xgboost", {"n_estimators": 3})  # type: ignore[arg-type]
 
@@ -364,6 +368,51 @@ def test_a_kind_serving_cannot_load_gets_a_clear_error(tmp_path: Path) -> None:
     (staging / "adapter.safetensors").write_bytes(b"weights")
     registry = ModelRegistry(tmp_path / "registry")
     registry.register("pref", staging, gates={"passed": True, "reasons": []}, card=None,
-                      params={"trainer": "lora"})
-    with pytest.raises(ConfigError, match="kind 'lora' to load.*run_lora_job"):
+                      params={"trainer": "svm"})
+    with pytest.raises(ConfigError, match="no trainer of kind 'svm'; known kinds: lora, mlp"):
         load_serving_model(registry, "pref", 1)
+
+
+# -- the text trainer: LoRA on pairs of responses --------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def lora_fitted(tmp_path_factory: pytest.TempPathFactory) -> Fitted:
+    base = tiny_encoder(tmp_path_factory.mktemp("tiny-encoder"))
+    inputs = ModelInputs(TEXT_COLUMNS, "winner", "preference")
+    split = pair_split(160, 40, 80, seed=6)
+    workdir = tmp_path_factory.mktemp("preference-fit")
+    trainer = trainer_for("lora", inputs, TINY_PARAMS | {"base_model": str(base)})
+    result = trainer.fit(split, inputs, "cpu", workdir)
+    predictions = trainer.load(workdir).predict(table_inputs(split.test, TEXT_COLUMNS))
+    return Fitted("lora", "preference", inputs, split, result, workdir, predictions)
+
+
+def test_lora_learns_and_writes_safe_files_with_a_text_signature(lora_fitted: Fitted) -> None:
+    y = lora_fitted.inputs.target(lora_fitted.split.test)
+    metrics = evaluate("preference", y, lora_fitted.predictions, classes=OUTCOMES)
+    assert metrics["accuracy"] > metrics["majority_accuracy"] + 0.1, metrics
+    assert lora_fitted.predictions.shape == (80, 3)
+    written = [p for p in lora_fitted.workdir.rglob("*") if p.is_file()]
+    assert written and all(p.suffix in SAFE_SUFFIXES for p in written), written
+    assert not any(_pickle_like(p.read_bytes()) for p in written)
+    signature = read_signature(lora_fitted.workdir)
+    assert (signature.kind, signature.task, signature.features, signature.classes) == (
+        "lora", "preference", TEXT_COLUMNS, OUTCOMES)
+    assert signature.extra["input"] == "text"
+    assert set(signature.files) == {Path(f).name for f in lora_fitted.result.files} - {
+        SIGNATURE_FILE}
+
+
+def test_lora_serves_texts_through_the_registry(lora_fitted: Fitted, tmp_path: Path) -> None:
+    registry = ModelRegistry(tmp_path / "registry")
+    version = _register(registry, "judge", lora_fitted, tmp_path)
+    served = load_serving_model(registry, "judge", version)
+    assert (served.kind, served.task, served.features, served.classes, served.reads_text) == (
+        "lora", "preference", TEXT_COLUMNS, OUTCOMES, True)
+    X = table_inputs(lora_fitted.split.test, TEXT_COLUMNS)
+    scores = served.score(X)
+    np.testing.assert_array_equal(scores, lora_fitted.predictions)
+    assert served.decide(scores) == [OUTCOMES[i] for i in np.argmax(scores, axis=1)]
+    with pytest.raises(TrainerError, match=r"3 columns \['prompt', 'response_a', 'response_b'"):
+        served.score(X[:, :2])
