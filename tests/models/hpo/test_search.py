@@ -36,6 +36,7 @@ from fti.models.hpo.search import (
 )
 from fti.models.jobs.model_job import model_inputs, run_model_job
 from fti.models.registry import ModelRegistry
+from fti.models.trainers import ModelInputs
 from fti.settings import Settings
 from tests.models.hpo.conftest import Rides
 
@@ -138,8 +139,7 @@ def test_a_seeded_search_is_deterministic(rides: Rides) -> None:
 
 
 def test_kinds_samplers_and_data_a_search_refuses(rides: Rides) -> None:
-    with pytest.raises(ConfigError, match="'lora' is not searched: LoRA adapters"):
-        space_for("lora")
+    assert [d.name for d in space_for("lora", {"steps": 30})] == ["lr", "rank"]
 
     class Mine:
         def fit(self) -> None: ...
@@ -201,3 +201,25 @@ def test_fti_tune_then_fti_train_params_from_latest(
 
     assert main(["tune", "--project", directory, "--model", "tipper", "--fix", "oops"]) == 2
     assert "--fix takes KEY=VALUE" in capsys.readouterr().err
+
+
+def test_a_lora_search_on_a_tiny_encoder_scores_pairs_on_validation(tmp_path: Path) -> None:
+    from tests.models.trainers.lora_support import (
+        TEXT_COLUMNS,
+        TINY_PARAMS,
+        pair_split,
+        tiny_encoder,
+    )
+
+    split = pair_split(160, 60, 20)
+    inputs = ModelInputs(TEXT_COLUMNS, "winner", "preference").with_classes(split)
+    params = TINY_PARAMS | {"base_model": str(tiny_encoder(tmp_path / "tiny"))}
+    target = SearchTarget(name="judge", kind="lora", inputs=inputs, split=split, params=params,
+                          fixed={"steps": 10}, metric="accuracy", direction="maximize")
+
+    result = search(target, n_trials=2, seed=1, sampler="random")
+
+    assert len(result.trials) == 2 and distinct(result.trials) == 2
+    assert set(result.best_params) == {"lr", "rank"}  # steps was fixed
+    assert 0.0 <= result.best_value <= 1.0
+    assert result.best_value == max(t["value"] for t in result.trials if t["value"] is not None)
