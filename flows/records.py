@@ -117,11 +117,13 @@ def flow_from_environment(get_flow: Callable[..., Any]) -> Callable[[str], Any]:
 
 
 def to_dlq(flow: str, dlq_topic: str) -> Callable[[Rejected], OutMessage]:
-    """The mapper of a flow's DLQ step: counts the record in `fti_dlq_events_total`, then
+    """The mapper of a flow's DLQ step: counts the record in `fti_dlq_events_total` and its
+    rule in `fti_validation_violations_total` (policy "strict": it goes to the DLQ), then
     builds its DLQ message."""
 
     def step(rejected: Rejected) -> OutMessage:
         metrics.DLQ_EVENTS.labels(flow, rejected.record.topic).inc()
+        metrics.RULE_VIOLATIONS.labels(flow, rejected.rule, "strict").inc()
         return dlq_message(rejected, dlq_topic)
 
     return step
