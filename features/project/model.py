@@ -92,7 +92,9 @@ class Model:
     trainer protocol (`fti.models.trainers.protocol.Trainer`); `params` are its
     hyperparameters. `gates` map a metric of the task to its threshold; `max_regression` is
     how much worse than the champion on the same test set (in the primary metric) a
-    candidate may be; `max_slice_gap` bounds the primary metric's gap between slices.
+    candidate may be; `max_slice_gap` bounds the primary metric's gap between the slices of
+    the test split by each column of `slices` (columns of the view's training data: fields
+    of the label's stream or the view's features; binary models).
     `serve=False` declares a model trained on demand only (`fti train`): the inference and
     monitor services leave it alone.
     """
@@ -106,6 +108,7 @@ class Model:
     gates: Mapping[str, float] = field(default_factory=dict)
     max_regression: float = 0.02
     max_slice_gap: float | None = None
+    slices: Sequence[str] = ()
     threshold: float = 0.5
     device: str = "auto"
     retrain: Retrain = field(default_factory=Retrain)
@@ -150,6 +153,7 @@ class Model:
                 raise DefinitionError(
                     f"{where}: gate {metric} is not a {self.task} metric; use one of "
                     f"{', '.join(TASK_METRICS[self.task])}")
+        self._check_slices(where, view_features)
         stream = self.view.groups[0].stream
         known = {f.name for f in stream.fields} | {
             t.name for g in self.view.groups for t in g.transformations}
@@ -157,6 +161,21 @@ class Model:
             if monitored not in known:
                 raise DefinitionError(f"{where}: retrain monitors {monitored!r}, which is not a "
                                       f"field or transformation of stream {stream.name}")
+
+    def _check_slices(self, where: str, view_features: list[str]) -> None:
+        object.__setattr__(self, "slices", tuple(self.slices))
+        columns = [f.name for f in self.view.label.stream.fields] + view_features
+        for column in self.slices:
+            if column not in columns:
+                raise DefinitionError(f"{where}: slice column {column!r} is not a column of "
+                                      f"view {self.view.name}'s training data; use one of "
+                                      f"{', '.join(columns)}")
+        if self.slices and self.task != "binary":
+            raise DefinitionError(f"{where}: slices are scored for binary models only, not "
+                                  f"{self.task}")
+        if self.max_slice_gap is not None and not self.slices:
+            raise DefinitionError(f"{where}: max_slice_gap needs the columns to slice the test "
+                                  "split by: add slices=[...]")
 
     def feature_columns(self) -> list[str]:
         """The model's inputs, in order: columns of its view's training data."""
@@ -191,6 +210,7 @@ class Model:
                 "task": self.task, "trainer": self.trainer_kind(), "params": dict(self.params),
                 "features": self.feature_columns(), "gates": dict(self.gates),
                 "max_regression": self.max_regression, "max_slice_gap": self.max_slice_gap,
+                **({"slices": list(self.slices)} if self.slices else {}),
                 "threshold": self.threshold, "device": self.device,
                 "retrain": self.retrain.spec(), "serve": self.serve,
                 "description": self.description}

@@ -29,6 +29,7 @@ from fti.models.devices import describe_device, select_device
 from fti.models.evaluation.gates import check_task_gates
 from fti.models.evaluation.metrics import evaluate_task
 from fti.models.evaluation.model_card import CARD_FILE, draw_task_plots, write_task_card
+from fti.models.evaluation.slices import SliceReport, evaluate_slices
 from fti.models.hpo.records import best_params_from
 from fti.models.jobs.outcome import JobSteps, Publish, TrainingResult, announce
 from fti.models.jobs.workdir import job_workdir
@@ -100,7 +101,8 @@ def run_model_job(settings: Settings, project: Project, name: str | None = None,
             steps.done("candidate on test: %s", _shown(metrics))
             registry = ModelRegistry(settings.registry_location)
             champion_version, champion_metrics = _champion_on(registry, model, test, inputs)
-            gates = check_task_gates(model, metrics, champion_metrics)
+            slices = _slices(model, test, y, scores)
+            gates = check_task_gates(model, metrics, champion_metrics, slice_report=slices)
             steps.done("gates %s%s", "passed" if gates.passed else "failed",
                        "" if gates.passed else ": " + "; ".join(gates.reasons))
             run_params = fitted.params | {
@@ -112,12 +114,12 @@ def run_model_job(settings: Settings, project: Project, name: str | None = None,
             }
             version = _register(settings, registry, model, dataset, number, fitted.files,
                                 run_params, metrics, gates, champion_version, champion_metrics,
-                                reason, y, scores)
+                                reason, y, scores, slices)
         steps.done("registered %s v%d (promoted: %s)", version.model, version.version,
                    version.promoted)
         published, unpublished = announce(settings, version, publish, steps)
         # The version serves from here on; its plots follow, off the critical path.
-        _attach_report(registry, model, version, run_params, metrics, y, scores)
+        _attach_report(registry, model, version, run_params, metrics, y, scores, slices)
     finally:
         steps.close()
     result = TrainingResult.of(version, number, ran_on, time.monotonic() - start,
@@ -130,15 +132,25 @@ def _shown(metrics: dict[str, Any]) -> str:
                      if isinstance(v, float) and not isinstance(v, bool))
 
 
+def _slices(model: Model, test: pa.Table, y: np.ndarray, scores: np.ndarray
+            ) -> SliceReport | None:
+    """The test split's metrics per slice of the model's `slices` columns (None: none)."""
+    if not model.slices:
+        return None
+    columns = {c: test[c].to_numpy(zero_copy_only=False) for c in model.slices}
+    return evaluate_slices(columns, y, scores, list(model.slices), threshold=model.threshold)
+
+
 def _attach_report(registry: ModelRegistry, model: Model, version: ModelVersion,
                    params: dict[str, Any], metrics: dict[str, Any], y: np.ndarray,
-                   scores: np.ndarray) -> None:
+                   scores: np.ndarray, slices: SliceReport | None = None) -> None:
     """Draw the card's plots and attach them as the version's report; a failure is logged,
     never raised: the version is registered (and maybe serving) already."""
     started = time.monotonic()
     try:
         with tempfile.TemporaryDirectory(prefix="fti-report-") as folder:
-            drawn = draw_task_plots(Path(folder), model, params, metrics, y, scores)
+            drawn = draw_task_plots(Path(folder), model, params, metrics, y, scores,
+                                    slices=slices)
             if drawn:
                 registry.attach_report(version.model, version.version, Path(folder))
     except Exception:  # a plot must never undo a registered version
@@ -171,7 +183,8 @@ def _register(settings: Settings, registry: ModelRegistry, model: Model,
               dataset: TrainingDataset, dataset_version: int, files: list[str],
               params: dict[str, Any], metrics: dict[str, Any], gates: Any,
               champion_version: int | None, champion_metrics: dict[str, Any] | None,
-              reason: str, y: np.ndarray, scores: np.ndarray) -> ModelVersion:
+              reason: str, y: np.ndarray, scores: np.ndarray,
+              slices: SliceReport | None = None) -> ModelVersion:
     number = registry.next_version(model.name)
     lineage = Lineage(feature_view=model.view.name, dataset_version=dataset_version,
                       table_versions=dataset.record.table_versions)
@@ -191,7 +204,7 @@ def _register(settings: Settings, registry: ModelRegistry, model: Model,
                         created_at=datetime.now(UTC), params=params, metrics=metrics,
                         gates=gates, champion_version=champion_version,
                         champion_metrics=champion_metrics, lineage=lineage, y_true=y,
-                        scores=scores, reason=reason, plots_in=REPORT_DIR)
+                        scores=scores, reason=reason, slices=slices, plots_in=REPORT_DIR)
         return registry.register(
             model.name, Path(staging), promoted=gates.passed, card=CARD_FILE, version=number,
             params={k: v for k, v in params.items() if k != "history"}, signature=signature,

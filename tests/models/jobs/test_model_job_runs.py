@@ -18,6 +18,7 @@ from safetensors.torch import load_file
 from fti.connectors.kafka.publisher import DeliveryError
 from fti.events import RegistryEvent
 from fti.features.dataset_records import load_dataset_record
+from fti.features.errors import DefinitionError
 from fti.features.project.loader import Project
 from fti.models.jobs.model_job import run_model_job
 from fti.models.registry import ModelRegistry
@@ -169,3 +170,24 @@ def test_a_killed_mlp_job_resumes_with_the_same_weights(
     assert all(torch.equal(before[name], after[name]) for name in before)
     assert resumed.champion_version == 1 and resumed.metrics == whole.metrics
     assert _jobs(settings) == []
+
+
+def test_a_slice_gate_slices_the_test_split_by_the_declared_columns(
+        settings: Settings, fraud: Project) -> None:
+    model = fraud.models["fraud-xgb"]
+    with pytest.raises(DefinitionError, match="max_slice_gap needs the columns"):
+        replace(model, max_slice_gap=0.1)
+    with pytest.raises(DefinitionError, match="slice column 'country' is not a column"):
+        replace(model, slices=["country"])
+    sliced = replace(model, slices=["card_activity__hour_of_day"], max_slice_gap=1e-6)
+    strict = replace(fraud, models={**fraud.models, "fraud-xgb": sliced})
+
+    result = run_model_job(settings, strict, "fraud-xgb")
+
+    assert not result.promoted
+    assert any("gap" in r and "card_activity__hour_of_day" in r for r in result.reasons), \
+        result.reasons
+    registry = ModelRegistry(settings.registry_location)
+    card = registry.artifact_path("fraud-xgb", 1, "model_card.md").read_text()
+    assert "| card_activity__hour_of_day |" in card  # the slice table
+    assert "slices.png" in registry.report_files("fraud-xgb", 1)
