@@ -22,6 +22,15 @@ SWAP_KEYS = {
     "sha256_ms", "parse_ms", "warmup_ms", "predicts", "score_us_p50", "score_us_p99",
     "bare_us_p50", "bare_us_p99", "bare_1thread_us_p50", "bare_1thread_us_p99", "overhead_p99",
 }
+#: Figures of every kind in `kinds`, and those of some kinds only.
+KIND_KEYS = {
+    "model_bytes", "loads", "load_ms_p50", "load_ms_p99", "sha256_ms", "parse_ms", "warmup_ms",
+    "predicts", "score_us_p50", "score_us_p99", "bare_us_p50", "bare_us_p99", "overhead_p99",
+}
+KIND_EXTRA_KEYS = {
+    "xgboost": {"trees", "bare_1thread_us_p50", "bare_1thread_us_p99"},
+    "lora": {"base_model_bytes", "base_sha256_ms", "tokens"},
+}
 
 
 def test_train_overhead_reports_the_model_job_against_bare_xgboost() -> None:
@@ -51,10 +60,41 @@ def test_train_overhead_needs_a_project() -> None:
         train_overhead.main(None, rows=100)
 
 
-def test_model_swap_reports_loads_and_single_row_scores() -> None:
-    result = json.loads(json.dumps(model_swap.main(loads=3, predicts=50, trees=10)))
+def test_model_swap_reports_loads_and_single_row_scores_of_every_kind() -> None:
+    result = json.loads(json.dumps(model_swap.main(
+        loads=3, predicts=20, trees=10, lora_loads=2, lora_predicts=10)))
 
-    assert set(result) == SWAP_KEYS
-    assert result["loads"] == 3 and result["predicts"] == 50 and result["model_bytes"] > 0
-    assert 0 < result["load_ms_p50"] <= result["load_ms_p99"]
-    assert 0 < result["score_us_p50"] <= result["score_us_p99"]
+    assert set(result) == SWAP_KEYS | {"kinds"}
+    kinds = result["kinds"]
+    assert list(kinds) == ["xgboost", "mlp", "lora"]
+    for kind, figures in kinds.items():
+        assert set(figures) == KIND_KEYS | KIND_EXTRA_KEYS.get(kind, set()), kind
+        counts = (2, 10) if kind == "lora" else (3, 20)
+        assert (figures["loads"], figures["predicts"]) == counts, kind
+        assert figures["model_bytes"] > 0, kind
+        for measure, unit in (("load", "ms"), ("score", "us"), ("bare", "us")):
+            assert 0 < figures[f"{measure}_{unit}_p50"] <= figures[f"{measure}_{unit}_p99"], kind
+        parts = figures["sha256_ms"] + figures["parse_ms"] + figures["warmup_ms"]
+        assert min(figures["sha256_ms"], figures["parse_ms"], figures["warmup_ms"]) > 0, kind
+        # Medians of separately timed parts against the median of whole loads.
+        assert 0.3 < parts / figures["load_ms_p50"] < 3, (kind, figures)
+        ratio = figures["score_us_p99"] / figures["bare_us_p99"]
+        assert figures["overhead_p99"] == pytest.approx(ratio, rel=0.01, abs=0.002), kind
+    # The top level is XGBoost's, as before kinds were added.
+    assert {k: result[k] for k in kinds["xgboost"]} == kinds["xgboost"]
+    assert 1 <= result["trees"] <= 10 and result["depth"] == 4
+    assert 0 < result["bare_1thread_us_p50"] <= result["bare_1thread_us_p99"]
+    # LoRA loads the real MiniLM (its weights sha256-checked at every load) beside an adapter.
+    lora = kinds["lora"]
+    assert lora["base_model_bytes"] > 50_000_000 > lora["model_bytes"]
+    assert lora["load_ms_p50"] > lora["base_sha256_ms"] > 0
+    assert lora["load_ms_p50"] > kinds["mlp"]["load_ms_p50"]
+    assert 20 <= lora["tokens"] <= 96  # a whole pair, within the trainer's max_length
+
+
+def test_model_swap_measures_the_kinds_asked_for() -> None:
+    result = model_swap.main(loads=2, predicts=10, kinds=["mlp"])
+
+    assert set(result) == {"omp_wait_policy", "kinds"} and list(result["kinds"]) == ["mlp"]
+    with pytest.raises(SystemExit, match=r"unknown \['svm'\]"):
+        model_swap.main(kinds=["mlp", "svm"])
