@@ -37,6 +37,7 @@ from fti.features.project.tables import (
     label_schema,
     label_table,
     offline_row,
+    offline_table,
 )
 from fti.flows.expiry import expiring_map
 from fti.flows.records import Rejected, to_dlq
@@ -121,11 +122,12 @@ class _GroupStorePartition(StatelessSinkPartition[tuple[str, GroupOut]]):
     def write_batch(self, items: list[tuple[str, GroupOut]]) -> None:
         group, id_field = self.group, self.group.stream.id
         if self._offline is not None:
-            rows = [offline_row(self._schema, row, record.source_columns())
-                    for _, (batch, _, _) in items for row, record in batch]
+            rows = [row for _, (batch, _, _) in items for row, _ in batch]
             if rows:
                 start = time.perf_counter()
-                written = self._offline.append_once(group.table_name, self._schema, rows)
+                table = offline_table(self._schema, rows, [
+                    record.source_columns() for _, (batch, _, _) in items for _, record in batch])
+                written = self._offline.append_table_once(group.table_name, self._schema, table)
                 metrics.FEATURE_WRITE_SECONDS.labels("offline").observe(
                     time.perf_counter() - start)
                 metrics.FEATURE_ROWS.labels(group.table_name).inc(written)
