@@ -76,10 +76,13 @@ class EntityState:
     #: Per window plan: the closed part of the window (`_Closed`), kept up to date as events
     #: move forward. Derived data: never serialized, rebuilt on demand to the same values.
     closed: list[Any] = field(default_factory=list, compare=False, repr=False)
+    #: Per window plan: the bucket up to which old buckets were dropped (derived, like
+    #: `closed`): no accepted event can add one at or below it again.
+    expired: list[int] = field(default_factory=list, compare=False, repr=False)
 
     def __getstate__(self) -> dict[str, Any]:
         """Snapshots leave out the derived `closed` part (rebuilt to the same values)."""
-        return {**self.__dict__, "closed": []}
+        return {**self.__dict__, "closed": [], "expired": []}
 
     def to_json(self) -> list[list[Any]]:
         """The state as JSON-able rows (bucket keys as text)."""
@@ -118,6 +121,8 @@ class _WindowPlan:
     numeric: tuple[str, ...]
     distinct: tuple[str, ...]
     aggregations: tuple[Aggregation, ...]
+    #: `(function, field, feature name)` of each aggregation.
+    outputs: tuple[tuple[str, str, str], ...] = ()
 
 
 def bucket_of(time: float, bucket_s: float) -> int:
@@ -147,6 +152,7 @@ class GroupEngine:
                 tuple(sorted({a.field for a in aggs if a.function == "distinct_count"
                               and a.field})),
                 tuple(aggs),
+                tuple((a.function, a.field or "", a.name) for a in aggs),
             )
             for seconds, aggs in sorted(by_window.items())
         ]
@@ -268,12 +274,18 @@ class GroupEngine:
     def _expire(self, state: EntityState) -> None:
         assert state.max_time is not None
         oldest = state.max_time - self.lateness_s
+        expired = state.expired
+        if not expired:
+            expired.extend([None] * len(self.plans))
         for w, plan in enumerate(self.plans):
             first = bucket_of(oldest, plan.bucket_s) - BUCKETS_PER_WINDOW
+            done = expired[w]
+            if done is not None and first <= done:
+                continue  # every accepted event falls in a later bucket than `done`
+            expired[w] = first
             buckets = state.buckets[w]
-            if buckets and min(buckets) <= first:
-                for b in [b for b in buckets if b <= first]:
-                    del buckets[b]
+            for b in [b for b in buckets if b <= first]:
+                del buckets[b]
         seen = state.seen
         if seen and seen[0][0] < oldest:
             del seen[:bisect.bisect_left(seen, oldest, key=lambda r: r[0])]
@@ -332,11 +344,14 @@ class _Closed:
     bit, whatever the history, batch boundaries or restarts.
     """
 
-    __slots__ = ("hi", "events", "distinct", "window", "start", "suffix_ids", "suffix",
+    __slots__ = ("hi", "top", "events", "distinct", "window", "start", "suffix_ids", "suffix",
                  "prefix", "_stats")
 
     def __init__(self, hi: int) -> None:
         self.hi = hi
+        #: The newest bucket that may exist: while it is `hi`, only bucket `hi` can close
+        #: when `hi` moves on (events of later buckets move `hi` before they are added).
+        self.top = hi
         self.events = 0
         #: field -> {value: closed buckets holding it}
         self.distinct: dict[str, dict[str, int]] = {}
@@ -355,6 +370,7 @@ class _Closed:
         first = hi - BUCKETS_PER_WINDOW + 1
         block = (hi // BUCKETS_PER_WINDOW) * BUCKETS_PER_WINDOW
         inside = sorted(b for b in buckets if first <= b < hi)
+        c.top = max(hi, max(buckets, default=hi))
         for b in inside:
             c._count_in(b, buckets[b])
         c._fold_suffix([(b, buckets[b]) for b in inside if b < block])
@@ -372,14 +388,12 @@ class _Closed:
         if block > old_block + 1:
             return False
         first = hi - BUCKETS_PER_WINDOW + 1
-        if block != old_block:
-            # Block `old_block` becomes the suffix: its closed buckets and those closing now.
-            start = old_block * BUCKETS_PER_WINDOW
-            self._fold_suffix([(b, buckets[b]) for b in range(start, start + BUCKETS_PER_WINDOW)
-                               if b in buckets])
+        crossing = block != old_block
+        if crossing:
             self.prefix = {}
         block_start = block * BUCKETS_PER_WINDOW
-        for b in range(max(old, first), hi):
+        closing = range(max(old, first), hi) if self.top > old else (old,) if old >= first else ()
+        for b in closing:
             data = buckets.get(b)
             if data is not None:
                 self._count_in(b, data)
@@ -392,7 +406,11 @@ class _Closed:
         if start > 64:
             del window[:start]
             start = 0
+        if crossing:
+            # Block `old_block` becomes the suffix: its buckets still in the window.
+            self._fold_suffix([entry for entry in window[start:] if entry[0] < block_start])
         self.start, self.hi, self._stats = start, hi, None
+        self.top = max(self.top, hi)
         return True
 
     def stats(self) -> dict[str, list[Any]]:
@@ -461,23 +479,29 @@ def _fold_into(acc: dict[str, list[Any]], parts: dict[str, list[Any]]) -> None:
 def _window_features(current: list[Any], closed: _Closed, plan: _WindowPlan,
                      row: dict[str, Any]) -> None:
     """Features of the window: the closed part merged with the event's own bucket."""
-    events, distinct = closed.events, closed.distinct
-    stats = closed.stats() if plan.numeric else {}
-    for agg in plan.aggregations:
-        fn, name = agg.function, agg.field or ""
+    events = closed.events + current[0]
+    merged: dict[str, list[Any] | None] = {}
+    if plan.numeric:
+        stats, mine_all = closed.stats(), current[1]
+        for name in plan.numeric:
+            mine, others = mine_all.get(name), stats.get(name)
+            merged[name] = (others if mine is None else mine if others is None
+                            else _merge(others, mine))
+    for fn, name, out in plan.outputs:
         if fn == "count":
-            row[agg.name] = events + current[0]
+            row[out] = events
         elif fn == "distinct_count":
-            before = distinct.get(name) or {}
-            row[agg.name] = len(before) + sum(
-                1 for value in current[2].get(name, ()) if value not in before)
-        else:
-            mine, others = current[1].get(name), stats.get(name)
-            if mine is None or others is None:
-                s = mine if others is None else others
+            before = closed.distinct.get(name)
+            values = current[2].get(name)
+            if not before:
+                row[out] = len(values) if values else 0
+            elif not values:
+                row[out] = len(before)
             else:
-                s = _merge(others, mine)
-            row[agg.name] = None if s is None else _stat(fn, s)
+                row[out] = len(before) + sum(1 for value in values if value not in before)
+        else:
+            s = merged.get(name)
+            row[out] = None if s is None else _stat(fn, s)
 
 
 def _merge(a: list[Any], b: list[Any]) -> list[Any]:
