@@ -125,8 +125,8 @@ class _GroupStorePartition(StatelessSinkPartition[tuple[str, GroupOut]]):
             rows = [row for _, (batch, _, _) in items for row, _ in batch]
             if rows:
                 start = time.perf_counter()
-                table = offline_table(self._schema, rows, [
-                    record.source_columns() for _, (batch, _, _) in items for _, record in batch])
+                table = offline_table(self._schema, rows, KafkaRecord.source_column_lists(
+                    [record for _, (batch, _, _) in items for _, record in batch]))
                 written = self._offline.append_table_once(group.table_name, self._schema, table)
                 metrics.FEATURE_WRITE_SECONDS.labels("offline").observe(
                     time.perf_counter() - start)

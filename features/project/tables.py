@@ -76,20 +76,19 @@ def _time_columns(schema: pa.Schema) -> tuple[str, ...]:
 
 
 def offline_table(schema: pa.Schema, rows: Sequence[Mapping[str, Any]],
-                  sources: Sequence[Mapping[str, Any]]) -> pa.Table:
-    """`rows` (each with its `sources` entry: the source columns) as one Arrow table of
-    `schema`, built a column at a time; the same values `offline_row` gives, row by row.
+                  sources: Mapping[str, Sequence[Any]]) -> pa.Table:
+    """`rows` as one Arrow table of `schema`, built a column at a time, with the source
+    columns given as lists (one value per row); the same values `offline_row` gives.
 
     >>> s = pa.schema([("m", pa.string()), (EVENT_TIME, _TIME), ("source_offset", pa.int64())])
-    >>> t = offline_table(s, [{"m": "a", EVENT_TIME: 1.5}], [{"source_offset": 7}])
+    >>> t = offline_table(s, [{"m": "a", EVENT_TIME: 1.5}], {"source_offset": [7]})
     >>> t.to_pylist() == [offline_row(s, {"m": "a", EVENT_TIME: 1.5}, {"source_offset": 7})]
     True
     """
-    source_names = set(sources[0]) if sources else set()
     columns = []
     for f in schema:
-        rows_of = sources if f.name in source_names else rows
-        values = [r.get(f.name) for r in rows_of]
+        given = sources.get(f.name)
+        values = list(given) if given is not None else [r.get(f.name) for r in rows]
         if f.type == _TIME:
             columns.append(_time_array(values))
         else:
