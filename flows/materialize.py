@@ -12,6 +12,7 @@ Label streams go to their offline tables. Events late for a group go to the DLQ 
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from collections import defaultdict
@@ -207,9 +208,18 @@ def _flatten_late(item: tuple[str, GroupOut]) -> Iterable[Rejected]:
     return item[1][1]
 
 
+#: The cyclic collector's thresholds while the engine runs. Its state is a great many small,
+#: long-lived lists and dicts, and the rows it makes are freed by reference counting; with
+#: Python's defaults (700, 10, 10) the collector ran every 700 allocations and took ~25 % of
+#: the flow's time (50,000 events in process: 135 against 103 µs/event).
+GC_THRESHOLDS = (100_000, 50, 100)
+
+
 def get_flow(settings: Settings, project: Project,
              stop: threading.Event | None = None) -> Dataflow:
-    """The dataflow materializing every group and label of `project`."""
+    """The dataflow materializing every group and label of `project` (sets the process's
+    `GC_THRESHOLDS`)."""
+    gc.set_threshold(*GC_THRESHOLDS)
     flow = Dataflow(FLOW)
     for stream in _streams(project):
         metrics.DLQ_EVENTS.labels(FLOW, stream.topic)  # exported at 0 before the first one
