@@ -12,6 +12,7 @@ Label streams go to their offline tables. Events late for a group go to the DLQ 
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from collections import defaultdict
@@ -37,6 +38,7 @@ from fti.features.project.tables import (
     label_schema,
     label_table,
     offline_row,
+    offline_table,
 )
 from fti.flows.expiry import expiring_map
 from fti.flows.records import Rejected, to_dlq
@@ -121,11 +123,12 @@ class _GroupStorePartition(StatelessSinkPartition[tuple[str, GroupOut]]):
     def write_batch(self, items: list[tuple[str, GroupOut]]) -> None:
         group, id_field = self.group, self.group.stream.id
         if self._offline is not None:
-            rows = [offline_row(self._schema, row, record.source_columns())
-                    for _, (batch, _, _) in items for row, record in batch]
+            rows = [row for _, (batch, _, _) in items for row, _ in batch]
             if rows:
                 start = time.perf_counter()
-                written = self._offline.append_once(group.table_name, self._schema, rows)
+                table = offline_table(self._schema, rows, KafkaRecord.source_column_lists(
+                    [record for _, (batch, _, _) in items for _, record in batch]))
+                written = self._offline.append_table_once(group.table_name, self._schema, table)
                 metrics.FEATURE_WRITE_SECONDS.labels("offline").observe(
                     time.perf_counter() - start)
                 metrics.FEATURE_ROWS.labels(group.table_name).inc(written)
@@ -205,9 +208,18 @@ def _flatten_late(item: tuple[str, GroupOut]) -> Iterable[Rejected]:
     return item[1][1]
 
 
+#: The cyclic collector's thresholds while the engine runs. Its state is a great many small,
+#: long-lived lists and dicts, and the rows it makes are freed by reference counting; with
+#: Python's defaults (700, 10, 10) the collector ran every 700 allocations and took ~25 % of
+#: the flow's time (50,000 events in process: 135 against 103 µs/event).
+GC_THRESHOLDS = (100_000, 50, 100)
+
+
 def get_flow(settings: Settings, project: Project,
              stop: threading.Event | None = None) -> Dataflow:
-    """The dataflow materializing every group and label of `project`."""
+    """The dataflow materializing every group and label of `project` (sets the process's
+    `GC_THRESHOLDS`)."""
+    gc.set_threshold(*GC_THRESHOLDS)
     flow = Dataflow(FLOW)
     for stream in _streams(project):
         metrics.DLQ_EVENTS.labels(FLOW, stream.topic)  # exported at 0 before the first one

@@ -51,6 +51,19 @@ class KafkaRecord:
         return {"source_topic": self.topic, "source_partition": self.partition,
                 "source_offset": self.offset, "source_topic_id": self.topic_id}
 
+    @staticmethod
+    def source_column_lists(records: list[KafkaRecord]) -> dict[str, list[str | int]]:
+        """`source_columns` of many records, a list per column.
+
+        >>> columns = KafkaRecord.source_column_lists([KafkaRecord("t", 0, 7, None, b"{}", 0)])
+        >>> columns["source_topic"], columns["source_offset"]
+        (['t'], [7])
+        """
+        return {"source_topic": [r.topic for r in records],
+                "source_partition": [r.partition for r in records],
+                "source_offset": [r.offset for r in records],
+                "source_topic_id": [r.topic_id for r in records]}
+
     @property
     def source(self) -> str:
         """`topic:partition:offset`, unique per record."""

@@ -85,6 +85,20 @@ class LanceOfflineStore:
         self.append(name, schema, rows)
         return len(rows)
 
+    def append_table_once(self, name: str, schema: pa.Schema, rows: pa.Table) -> int:
+        """`append_once` for rows already in an Arrow table of `schema` (no row of a stream
+        above its stored high mark can be a replay, so most batches go in as they are)."""
+        if rows.num_rows == 0:
+            return 0
+        table = self._table(name, schema)
+        marks = self._high_marks.get(name)
+        if marks is None:
+            marks = self._high_marks[name] = _high_marks(table)
+        if marks and _may_hold_replays(rows, marks):
+            return self.append_once(name, schema, rows.to_pylist())
+        table.add(rows)
+        return rows.num_rows
+
     def compact(self, name: str, prune_older_than: timedelta | None = None) -> Compaction:
         """Merge the small fragments that appends leave behind into few large ones.
 
@@ -169,6 +183,21 @@ def _high_marks(table: Any) -> dict[Stream, int]:
     keys = [c for c in columns if c != "source_offset"]
     maxima = sources.group_by(keys).aggregate([("source_offset", "max")])
     return {_stream(r): r["source_offset_max"] for r in maxima.to_pylist()}
+
+
+def _may_hold_replays(rows: pa.Table, marks: dict[Stream, int]) -> bool:
+    """Whether any row's offset is at or below its stream's high mark."""
+    names = rows.schema.names
+    ids = (rows.column(TOPIC_ID).to_pylist() if TOPIC_ID in names else [None] * rows.num_rows)
+    lowest: dict[Stream, int] = {}
+    for topic, topic_id, partition, offset in zip(
+            rows.column("source_topic").to_pylist(), ids,
+            rows.column("source_partition").to_pylist(),
+            rows.column("source_offset").to_pylist(), strict=True):
+        stream = (topic, topic_id or "", partition)
+        if offset < lowest.get(stream, offset + 1):
+            lowest[stream] = offset
+    return any(offset <= marks.get(stream, -1) for stream, offset in lowest.items())
 
 
 def _quoted(text: str) -> str:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fti.errors import EventError
@@ -79,10 +79,29 @@ def _bool(value: Any) -> Any:
     return value
 
 
+#: Epoch milliseconds below this (year 2096) are exact to the microsecond as a float of
+#: seconds, so `value / 1000` is what the round trip through a datetime gives.
+_PLAIN_MS_BELOW = 4_000_000_000_000
+
+
 def _timestamp(value: Any) -> Any:
+    kind = type(value)
+    if kind is int and 0 <= value < _PLAIN_MS_BELOW:
+        return value / 1000
+    if kind is str and value.endswith("Z"):
+        try:  # RFC 3339 in UTC, as most producers write it: no offset to convert
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            pass  # the full parse below says why
+        else:
+            if moment.tzinfo is UTC:
+                return moment.timestamp()
     return to_utc_datetime(value).timestamp()
 
 
+#: The Python type a valid value of a field type already has as JSON decodes it (floats:
+#: ints become floats, so only a float is plain; timestamps always convert).
+_PLAIN: dict[str, type] = {"string": str, "float": float, "bool": bool}
 _CONVERT: dict[str, Callable[[Any], Any]] = {
     "string": _string, "int": _int, "float": _float, "bool": _bool, "timestamp": _timestamp,
 }
@@ -95,6 +114,11 @@ class StreamDecoder:
         self.stream = stream
         self._fields: Sequence[Field] = stream.fields
         self._convert = [(_CONVERT[f.type], f) for f in stream.fields]
+        # Per field: name, Python type of an already-valid value (a fast path that needs no
+        # conversion), whether it is required, and whether it has a rule to check.
+        self._plan = [(f.name, _PLAIN.get(f.type), f.required, convert, f,
+                       f.min is not None or f.max is not None or f.values is not None)
+                      for convert, f in self._convert]
         skew = stream.max_future_skew
         self._max_skew_s = skew.total_seconds() if isinstance(skew, timedelta) else None
 
@@ -105,21 +129,24 @@ class StreamDecoder:
         except EventError as ex:
             return Rejection("schema", str(ex))
         values: dict[str, Any] = {}
-        for convert, f in self._convert:
-            value = data.get(f.name)
+        get = data.get
+        for name, plain, required, convert, f, checked in self._plan:
+            value = get(name)
             if value is None:
-                if f.required:
-                    return Rejection(f"required:{f.name}", f"{f.name} is required")
-                values[f.name] = None
+                if required:
+                    return Rejection(f"required:{name}", f"{name} is required")
+                values[name] = None
                 continue
-            try:
-                value = convert(value)
-            except (ValueError, OverflowError, TypeError) as ex:
-                return Rejection("schema", f"{f.name} {ex}")
-            problem = _check(f, value)
-            if problem is not None:
-                return problem
-            values[f.name] = value
+            if type(value) is not plain or (plain is str and len(value) > MAX_STRING_CHARS):
+                try:
+                    value = convert(value)
+                except (ValueError, OverflowError, TypeError) as ex:
+                    return Rejection("schema", f"{name} {ex}")
+            if checked:
+                problem = _check(f, value)
+                if problem is not None:
+                    return problem
+            values[name] = value
         time = values[self.stream.event_time]
         if time is None:
             return Rejection(f"required:{self.stream.event_time}",

@@ -73,10 +73,16 @@ class EntityState:
     #: `[time, event id, seq]` of the events within the allowed lateness of the newest, when
     #: the stream declares an id: inference knows an event the state already holds.
     seen: list[list[Any]] = field(default_factory=list)
-    #: Per window plan: the merged partials of the 59 buckets before bucket `b`, as
-    #: `(b, events, stats, distinct)`, so the events of one bucket merge them once. Derived
-    #: data: never serialized, rebuilt on demand.
+    #: Per window plan: the closed part of the window (`_Closed`), kept up to date as events
+    #: move forward. Derived data: never serialized, rebuilt on demand to the same values.
     closed: list[Any] = field(default_factory=list, compare=False, repr=False)
+    #: Per window plan: the bucket up to which old buckets were dropped (derived, like
+    #: `closed`): no accepted event can add one at or below it again.
+    expired: list[int] = field(default_factory=list, compare=False, repr=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Snapshots leave out the derived `closed` part (rebuilt to the same values)."""
+        return {**self.__dict__, "closed": [], "expired": []}
 
     def to_json(self) -> list[list[Any]]:
         """The state as JSON-able rows (bucket keys as text)."""
@@ -115,6 +121,8 @@ class _WindowPlan:
     numeric: tuple[str, ...]
     distinct: tuple[str, ...]
     aggregations: tuple[Aggregation, ...]
+    #: `(function, field, feature name)` of each aggregation.
+    outputs: tuple[tuple[str, str, str], ...] = ()
 
 
 def bucket_of(time: float, bucket_s: float) -> int:
@@ -144,6 +152,7 @@ class GroupEngine:
                 tuple(sorted({a.field for a in aggs if a.function == "distinct_count"
                               and a.field})),
                 tuple(aggs),
+                tuple((a.function, a.field or "", a.name) for a in aggs),
             )
             for seconds, aggs in sorted(by_window.items())
         ]
@@ -184,14 +193,15 @@ class GroupEngine:
             self._point_features(state, event, row)
         for w, plan in enumerate(self.plans):
             bucket = bucket_of(t, plan.bucket_s)
+            buckets = state.buckets[w]
             closed = state.closed_slot(w)
-            if closed is not None and closed[0] - BUCKETS_PER_WINDOW < bucket < closed[0]:
-                closed = None  # a late event changed a bucket the cache merged
-            if closed is None or closed[0] != bucket:
-                closed = _closed_part(state.buckets[w], bucket)
-            state.closed[w] = closed
-            _add(state.buckets[w], bucket, plan, event.values)
-            _window_features(state.buckets[w][bucket], closed, plan, row)
+            if closed is None or bucket < closed.hi or not closed.advance(buckets, bucket):
+                if closed is None or closed.hi != bucket:
+                    # First use, an out-of-order event, or a jump of two blocks and more.
+                    closed = _Closed.build(buckets, bucket)
+                    state.closed[w] = closed
+            _add(buckets, bucket, plan, event.values)
+            _window_features(buckets[bucket], closed, plan, row)
         if self.id_field is not None:
             bisect.insort_right(state.seen, [t, event.values.get(self.id_field), state.seq],
                                 key=lambda r: r[0])
@@ -236,7 +246,7 @@ class GroupEngine:
         for w, plan in enumerate(self.plans):
             bucket = bucket_of(event.time, plan.bucket_s)
             current = state.buckets[w].get(bucket) or [0, {}, {}]
-            _window_features(current, _closed_part(state.buckets[w], bucket), plan, row)
+            _window_features(current, _Closed.build(state.buckets[w], bucket), plan, row)
         return state, row
 
     def _row_start(self, event: Event) -> dict[str, Any]:
@@ -264,12 +274,18 @@ class GroupEngine:
     def _expire(self, state: EntityState) -> None:
         assert state.max_time is not None
         oldest = state.max_time - self.lateness_s
+        expired = state.expired
+        if not expired:
+            expired.extend([None] * len(self.plans))
         for w, plan in enumerate(self.plans):
             first = bucket_of(oldest, plan.bucket_s) - BUCKETS_PER_WINDOW
+            done = expired[w]
+            if done is not None and first <= done:
+                continue  # every accepted event falls in a later bucket than `done`
+            expired[w] = first
             buckets = state.buckets[w]
-            if buckets and min(buckets) <= first:
-                for b in [b for b in buckets if b <= first]:
-                    del buckets[b]
+            for b in [b for b in buckets if b <= first]:
+                del buckets[b]
         seen = state.seen
         if seen and seen[0][0] < oldest:
             del seen[:bisect.bisect_left(seen, oldest, key=lambda r: r[0])]
@@ -314,53 +330,178 @@ def _add(buckets: dict[int, list[Any]], bucket: int, plan: _WindowPlan,
             seen[key] = seen.get(key, 0) + 1
 
 
-def _closed_part(buckets: dict[int, list[Any]], bucket: int) -> tuple[Any, ...]:
-    """Merged partials of the buckets before `bucket` inside its window."""
-    first = bucket - BUCKETS_PER_WINDOW + 1
-    inside = [data for b, data in buckets.items() if first <= b < bucket]
-    events = sum(data[0] for data in inside)
-    parts: dict[str, list[list[Any]]] = {}
-    distinct: dict[str, set[str]] = {}
-    for data in inside:
-        for name, p in data[1].items():
-            parts.setdefault(name, []).append(p)
+class _Closed:
+    """The closed part of an entity's window for the events of bucket `hi`: the buckets
+    `hi - 59 … hi - 1`, kept up to date as `hi` moves forward instead of merged anew.
+
+    Counts and distinct values are running totals (added as a bucket closes, taken off as it
+    leaves the window). The numeric partials are folds over blocks of 60 aligned buckets
+    (block `P = hi // 60`): a left fold of block `P`'s closed buckets (`prefix`, one merge
+    per closing bucket) and a right fold of block `P - 1` (`suffix`, worked out once when
+    `hi` enters block `P`), so the window is `suffix[first bucket >= hi - 59] ⊕ prefix`.
+    Each value is therefore the same folds of the same buckets however it was reached
+    (incrementally, or `build` from the buckets alone, as inference does): equal to the last
+    bit, whatever the history, batch boundaries or restarts.
+    """
+
+    __slots__ = ("hi", "top", "events", "distinct", "window", "start", "suffix_ids", "suffix",
+                 "prefix", "_stats")
+
+    def __init__(self, hi: int) -> None:
+        self.hi = hi
+        #: The newest bucket that may exist: while it is `hi`, only bucket `hi` can close
+        #: when `hi` moves on (events of later buckets move `hi` before they are added).
+        self.top = hi
+        self.events = 0
+        #: field -> {value: closed buckets holding it}
+        self.distinct: dict[str, dict[str, int]] = {}
+        #: `(bucket, data)` of the closed buckets in the window, oldest first, from `start`.
+        self.window: list[tuple[int, list[Any]]] = []
+        self.start = 0
+        self.suffix_ids: list[int] = []
+        self.suffix: list[dict[str, list[Any]]] = []
+        self.prefix: dict[str, list[Any]] = {}
+        self._stats: dict[str, list[Any]] | None = None
+
+    @classmethod
+    def build(cls, buckets: dict[int, list[Any]], hi: int) -> _Closed:
+        """The closed part of bucket `hi`'s window, from the buckets alone."""
+        c = cls(hi)
+        first = hi - BUCKETS_PER_WINDOW + 1
+        block = (hi // BUCKETS_PER_WINDOW) * BUCKETS_PER_WINDOW
+        inside = sorted(b for b in buckets if first <= b < hi)
+        c.top = max(hi, max(buckets, default=hi))
+        for b in inside:
+            c._count_in(b, buckets[b])
+        c._fold_suffix([(b, buckets[b]) for b in inside if b < block])
+        for b in inside:
+            if b >= block:
+                _fold_into(c.prefix, buckets[b][1])
+        return c
+
+    def advance(self, buckets: dict[int, list[Any]], hi: int) -> bool:
+        """Move to bucket `hi` (>= the current one); False when a rebuild is cheaper."""
+        old = self.hi
+        if hi == old:
+            return True
+        block, old_block = hi // BUCKETS_PER_WINDOW, old // BUCKETS_PER_WINDOW
+        if block > old_block + 1:
+            return False
+        first = hi - BUCKETS_PER_WINDOW + 1
+        crossing = block != old_block
+        if crossing:
+            self.prefix = {}
+        block_start = block * BUCKETS_PER_WINDOW
+        closing = range(max(old, first), hi) if self.top > old else (old,) if old >= first else ()
+        for b in closing:
+            data = buckets.get(b)
+            if data is not None:
+                self._count_in(b, data)
+                if b >= block_start:
+                    _fold_into(self.prefix, data[1])
+        window, start = self.window, self.start
+        while start < len(window) and window[start][0] < first:
+            self._count_out(window[start][1])
+            start += 1
+        if start > 64:
+            del window[:start]
+            start = 0
+        if crossing:
+            # Block `old_block` becomes the suffix: its buckets still in the window.
+            self._fold_suffix([entry for entry in window[start:] if entry[0] < block_start])
+        self.start, self.hi, self._stats = start, hi, None
+        self.top = max(self.top, hi)
+        return True
+
+    def stats(self) -> dict[str, list[Any]]:
+        """Field -> merged numeric partial of the closed buckets (absent: no value)."""
+        if self._stats is None:
+            i = bisect.bisect_left(self.suffix_ids, self.hi - BUCKETS_PER_WINDOW + 1)
+            before = self.suffix[i] if i < len(self.suffix) else {}
+            if not before:
+                self._stats = self.prefix
+            elif not self.prefix:
+                self._stats = before
+            else:
+                out = dict(before)
+                for name, p in self.prefix.items():
+                    q = out.get(name)
+                    out[name] = p if q is None else _merge(q, p)
+                self._stats = out
+        return self._stats
+
+    def _count_in(self, b: int, data: list[Any]) -> None:
+        self.window.append((b, data))
+        self.events += data[0]
         for name, seen in data[2].items():
-            distinct.setdefault(name, set()).update(seen)
-    return bucket, events, {name: _merge_all(ps) for name, ps in parts.items()}, distinct
+            counts = self.distinct.get(name)
+            if counts is None:
+                counts = self.distinct[name] = {}
+            for value in seen:
+                counts[value] = counts.get(value, 0) + 1
+
+    def _count_out(self, data: list[Any]) -> None:
+        self.events -= data[0]
+        for name, seen in data[2].items():
+            counts = self.distinct[name]
+            for value in seen:
+                left = counts[value] - 1
+                if left:
+                    counts[value] = left
+                else:
+                    del counts[value]
+
+    def _fold_suffix(self, ordered: list[tuple[int, list[Any]]]) -> None:
+        """Right folds of one block's buckets (`ordered` oldest first)."""
+        ids: list[int] = []
+        folds: list[dict[str, list[Any]]] = []
+        acc: dict[str, list[Any]] = {}
+        for b, data in reversed(ordered):
+            if data[1]:
+                acc = dict(acc)
+                for name, p in data[1].items():
+                    q = acc.get(name)
+                    acc[name] = list(p) if q is None else _merge(p, q)
+            ids.append(b)
+            folds.append(acc)
+        ids.reverse()
+        folds.reverse()
+        self.suffix_ids, self.suffix = ids, folds
 
 
-def _merge_all(parts: list[list[Any]]) -> list[Any]:
-    """One partial of many: counts and sums add up, the mean is their ratio, and M2 gathers
-    each part's M2 plus its mean's squared distance from the whole mean, times its count
-    (the pairwise update of Chan et al., summed at once)."""
-    if len(parts) == 1:
-        return list(parts[0])
-    n = sum(p[_N] for p in parts)
-    total = sum(p[_SUM] for p in parts)
-    mean = sum(p[_MEAN] * p[_N] for p in parts) / n
-    m2 = sum(p[_M2] + p[_N] * (p[_MEAN] - mean) ** 2 for p in parts)
-    return [n, total, mean, m2, min(p[_MIN] for p in parts), max(p[_MAX] for p in parts)]
+def _fold_into(acc: dict[str, list[Any]], parts: dict[str, list[Any]]) -> None:
+    """Left-fold a bucket's numeric partials into `acc` (new lists: `acc`'s are shared)."""
+    for name, p in parts.items():
+        q = acc.get(name)
+        acc[name] = list(p) if q is None else _merge(q, p)
 
 
-def _window_features(current: list[Any], closed: tuple[Any, ...], plan: _WindowPlan,
+def _window_features(current: list[Any], closed: _Closed, plan: _WindowPlan,
                      row: dict[str, Any]) -> None:
     """Features of the window: the closed part merged with the event's own bucket."""
-    _, events, stats, distinct = closed
-    for agg in plan.aggregations:
-        fn, name = agg.function, agg.field or ""
+    events = closed.events + current[0]
+    merged: dict[str, list[Any] | None] = {}
+    if plan.numeric:
+        stats, mine_all = closed.stats(), current[1]
+        for name in plan.numeric:
+            mine, others = mine_all.get(name), stats.get(name)
+            merged[name] = (others if mine is None else mine if others is None
+                            else _merge(others, mine))
+    for fn, name, out in plan.outputs:
         if fn == "count":
-            row[agg.name] = events + current[0]
+            row[out] = events
         elif fn == "distinct_count":
-            before = distinct.get(name, ())
-            row[agg.name] = len(before) + sum(
-                1 for value in current[2].get(name, ()) if value not in before)
-        else:
-            mine, others = current[1].get(name), stats.get(name)
-            if mine is None or others is None:
-                s = mine if others is None else others
+            before = closed.distinct.get(name)
+            values = current[2].get(name)
+            if not before:
+                row[out] = len(values) if values else 0
+            elif not values:
+                row[out] = len(before)
             else:
-                s = _merge(others, mine)
-            row[agg.name] = None if s is None else _stat(fn, s)
+                row[out] = len(before) + sum(1 for value in values if value not in before)
+        else:
+            s = merged.get(name)
+            row[out] = None if s is None else _stat(fn, s)
 
 
 def _merge(a: list[Any], b: list[Any]) -> list[Any]:
