@@ -141,7 +141,7 @@ class _GroupStorePartition(StatelessSinkPartition[tuple[str, GroupOut]]):
                 online.append(OnlineRow(
                     entity=f"{group.table_name}:{key}",
                     event_time=float(state[0][0]),
-                    tx_id=str(newest.get(id_field, "")) if id_field else "",
+                    event_id=str(newest.get(id_field, "")) if id_field else "",
                     features={name: newest.get(name) for name in self._features},
                     window=state,
                 ))

@@ -29,7 +29,7 @@ class OnlineStoreError(FtiError):
 class OnlineRow:
     """An entity's latest features, the event (id) they are as of, and its window state.
 
-    Immutable, built as `OnlineRow(entity, event_time, tx_id, features, window)`. Rows read
+    Immutable, built as `OnlineRow(entity, event_time, event_id, features, window)`. Rows read
     from a store decode `features` and `window` from JSON on first access only, so a batched
     read costs little more than the backend's own (`from_json`).
 
@@ -41,30 +41,31 @@ class OnlineRow:
     """
 
     # Read-only properties over slots: immutable, yet filled at plain-attribute speed.
-    __slots__ = ("_entity", "_event_time", "_tx_id", "_features", "_window", "_raw_f", "_raw_w")
+    __slots__ = ("_entity", "_event_time", "_event_id", "_features", "_window", "_raw_f", "_raw_w")
     entity = property(attrgetter("_entity"), doc="The entity (its key).")
     event_time = property(attrgetter("_event_time"), doc="Event time, epoch seconds.")
-    tx_id = property(attrgetter("_tx_id"), doc="Id of the event the features are as of.")
+    event_id = property(attrgetter("_event_id"), doc="Id of the event the features are as of.")
 
-    def __init__(self, entity: str, event_time: float, tx_id: str, features: dict[str, float],
+    def __init__(self, entity: str, event_time: float, event_id: str, features: dict[str, float],
                  window: list[list[Any]]) -> None:
-        self._entity, self._event_time, self._tx_id = entity, event_time, tx_id
+        self._entity, self._event_time, self._event_id = entity, event_time, event_id
         self._features, self._window = features, window
 
     @classmethod
     def from_json(
-        cls, entity: str, event_time: float, tx_id: str, features: str | bytes, window: str | bytes
+        cls, entity: str, event_time: float, event_id: str, features: str | bytes,
+        window: str | bytes,
     ) -> OnlineRow:
         """A row whose features and window are JSON texts, decoded when first read."""
         row = cls.__new__(cls)
-        row._entity, row._event_time, row._tx_id = entity, event_time, tx_id
+        row._entity, row._event_time, row._event_id = entity, event_time, event_id
         row._features = row._window = None
         row._raw_f, row._raw_w = features, window
         return row
 
     @property
     def features(self) -> dict[str, float]:
-        """Feature name → value, as of `tx_id`."""
+        """Feature name → value, as of `event_id`."""
         if self._features is None:
             self._features = json.loads(self._raw_f)
         return self._features
@@ -87,12 +88,12 @@ class OnlineRow:
         return OnlineRow, self._astuple()  # pickle and copy rebuild through __init__
 
     def __repr__(self) -> str:
-        entity, event_time, tx_id, features, window = self._astuple()
-        return (f"OnlineRow(entity={entity!r}, event_time={event_time!r}, tx_id={tx_id!r},"
+        entity, event_time, event_id, features, window = self._astuple()
+        return (f"OnlineRow(entity={entity!r}, event_time={event_time!r}, event_id={event_id!r},"
                 f" features={features!r}, window={window!r})")
 
     def _astuple(self) -> tuple[str, float, str, dict[str, float], list[list[Any]]]:
-        return self._entity, self._event_time, self._tx_id, self.features, self.window
+        return self._entity, self._event_time, self._event_id, self.features, self.window
 
 
 def json_text(value: Any) -> str:

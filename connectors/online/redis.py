@@ -2,7 +2,7 @@
 
 Layout, for a key prefix `P`:
 
-- `P:online:{entity}` — one string per entity: ``event_time \\t tx_id \\t features \\t window``,
+- `P:online:{entity}` — one string per entity: ``event_time \\t event_id \\t features \\t window``,
   each part JSON text (JSON escapes tabs, so the split is unambiguous). One string rather than
   a hash because a batched read is then a single MGET (one command, one reply to parse; a
   pipeline of HMGETs costs the client ~20 µs per key), the Lua script reads the event time
@@ -22,7 +22,7 @@ Keys of one batch span hash slots, so Redis Cluster would need per-slot batches 
 >>> store = RedisOnlineStore("redis://127.0.0.1:6379/0", f"doctest-{uuid.uuid4().hex}")
 >>> store.upsert([OnlineRow("user-1", 2.0, "e-2", {"amount": 5.0}, [[2.0, 5.0, "DE", "e-2"]])])
 >>> store.upsert([OnlineRow("user-1", 1.0, "e-1", {"amount": 9.0}, [])])  # older: ignored
->>> store.get_many(["user-1", "user-9"])["user-1"].tx_id, store.count()
+>>> store.get_many(["user-1", "user-9"])["user-1"].event_id, store.count()
 ('e-2', 1)
 >>> store.clear(); store.close()
 """
@@ -92,18 +92,18 @@ def _encode(row: OnlineRow) -> tuple[str, str]:
     if not math.isfinite(t):
         raise ValueError(f"event_time must be finite, got {t} (entity={row.entity!r})")
     stamp = repr(t)
-    value = "\t".join((stamp, json_text(row.tx_id), json_text(row.features),
+    value = "\t".join((stamp, json_text(row.event_id), json_text(row.features),
                        json_text(row.window)))
     return stamp, value
 
 
 def _decode(entity: str, raw: bytes) -> OnlineRow:
     """The row stored as `raw` (features and window decoded lazily)."""
-    stamp, tx_id, features, window = raw.split(b"\t", 3)
-    if b"\\" in tx_id:
-        text = json.loads(tx_id)
+    stamp, event_id, features, window = raw.split(b"\t", 3)
+    if b"\\" in event_id:
+        text = json.loads(event_id)
     else:  # a JSON string without escapes is its quoted text
-        text = tx_id[1:-1].decode()
+        text = event_id[1:-1].decode()
     return OnlineRow.from_json(entity, float(stamp), text, features, window)
 
 

@@ -6,7 +6,8 @@
 >>> store.upsert([OnlineRow("user-1", 2.0, "e-2", {"amount": 5.0}, [])])
 >>> store.upsert([OnlineRow("user-1", 1.0, "e-1", {"amount": 9.0}, [])])  # older: ignored
 >>> found = store.lookup(["user-1", "user-9"], now=32.0)
->>> found["user-1"].status, found["user-1"].row.tx_id, found["user-1"].age_s, found["user-9"].status
+>>> one, nine = found["user-1"], found["user-9"]
+>>> one.status, one.row.event_id, one.age_s, nine.status
 ('ok', 'e-2', 30.0, 'missing')
 >>> store.lookup(["user-1"], now=100.0)["user-1"].status
 'expired'
@@ -33,7 +34,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS online_features (
     entity TEXT PRIMARY KEY,
     event_time REAL NOT NULL,
-    tx_id TEXT NOT NULL,
+    event_id TEXT NOT NULL,
     features TEXT NOT NULL,
     window TEXT NOT NULL,
     updated_at REAL NOT NULL DEFAULT ((julianday('now') - 2440587.5) * 86400.0)
@@ -41,16 +42,17 @@ CREATE TABLE IF NOT EXISTS online_features (
 """
 
 _UPSERT = """
-INSERT INTO online_features (entity, event_time, tx_id, features, window)
+INSERT INTO online_features (entity, event_time, event_id, features, window)
 VALUES (?, ?, ?, ?, ?)
 ON CONFLICT(entity) DO UPDATE SET
-    event_time = excluded.event_time, tx_id = excluded.tx_id,
+    event_time = excluded.event_time, event_id = excluded.event_id,
     features = excluded.features, window = excluded.window,
     updated_at = (julianday('now') - 2440587.5) * 86400.0
 WHERE excluded.event_time >= online_features.event_time
 """
 
-_SELECT = "SELECT entity, event_time, tx_id, features, window FROM online_features WHERE entity IN"
+_SELECT = ("SELECT entity, event_time, event_id, features, window FROM online_features "
+           "WHERE entity IN")
 _MAX_PARAMS = 30000  # below SQLite's SQLITE_MAX_VARIABLE_NUMBER (32766)
 
 class SqliteOnlineStore:
@@ -63,6 +65,9 @@ class SqliteOnlineStore:
         self._local = threading.local()
         with self._connection() as conn:
             conn.execute(_SCHEMA)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(online_features)")}
+            if "tx_id" in columns:  # a file written before the column was named for any event
+                conn.execute("ALTER TABLE online_features RENAME COLUMN tx_id TO event_id")
 
     def _connection(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -76,7 +81,7 @@ class SqliteOnlineStore:
     def upsert(self, rows: Iterable[OnlineRow]) -> None:
         """Write rows in one commit; per entity, the newest event time wins."""
         params = [
-            (r.entity, r.event_time, r.tx_id, json_text(r.features), json_text(r.window))
+            (r.entity, r.event_time, r.event_id, json_text(r.features), json_text(r.window))
             for r in rows
         ]
         conn = self._connection()

@@ -170,7 +170,7 @@ def _upsert_online(settings: Settings, groups: Sequence[FeatureGroup],
             store.upsert(
                 OnlineRow(entity=f"{group.table_name}:{key}",
                           event_time=float(state.max_time or 0.0),
-                          tx_id=str(newest[g][key].get(id_field, "")) if id_field else "",
+                          event_id=str(newest[g][key].get(id_field, "")) if id_field else "",
                           features={n: newest[g][key].get(n) for n in names},
                           window=state.to_json())
                 for key, state in states[g].items() if key in newest[g])

@@ -22,7 +22,7 @@ class LoopState:
     requests: list[dict[str, Any]] = field(default_factory=list)
     registry_events: list[dict[str, Any]] = field(default_factory=list)
     dlq_by_topic: Counter[str] = field(default_factory=Counter)
-    predicted_tx: set[str] = field(default_factory=set)
+    predicted_ids: set[str] = field(default_factory=set)
 
     def first_drift_request(self) -> dict[str, Any] | None:
         """The first retrain request caused by drift."""
@@ -81,9 +81,9 @@ class LoopWatcher(threading.Thread):
                 and self.model is not None and value.get("model") != self.model):
             return
         if topic == t.predictions:
-            if value["id"] in s.predicted_tx:
+            if value["id"] in s.predicted_ids:
                 return  # at-least-once delivery: count each event once
-            s.predicted_tx.add(value["id"])
+            s.predicted_ids.add(value["id"])
             s.predictions_by_version[value["version"]] += 1
             s.first_prediction_at.setdefault(value["version"], now)
         elif topic == t.retrain_requests:

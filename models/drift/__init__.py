@@ -1,7 +1,7 @@
 """Drift detection and the retrain policy, one algorithm per module; every public name here.
 
 - `base`: the `Detector` contract, `DetectorSignal` (a signal and its evidence) and
-  `BaseDetector` (grace, direction, window tx ids) that every detector builds on;
+  `BaseDetector` (grace, direction, window event ids) that every detector builds on;
 - `adwin`, `page_hinkley`, `kswin`: River's streaming detectors behind that contract;
 - `reference_window`: PSI / KS window tests against a training reference, on the
   statistics of `two_sample`;
@@ -13,7 +13,7 @@
 
 from fti.models.drift.adwin import AdwinDetector
 from fti.models.drift.base import (
-    TX_HISTORY,
+    ID_HISTORY,
     BaseDetector,
     Detector,
     DetectorSignal,
@@ -52,7 +52,7 @@ __all__ = [
     "LOG_SCALED",
     "MAX_DETECTIONS",
     "MAX_SIGNALS",
-    "TX_HISTORY",
+    "ID_HISTORY",
     "AdwinDetector",
     "BaseDetector",
     "ChampionChanged",

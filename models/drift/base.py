@@ -1,10 +1,10 @@
 """The contract every drift detector keeps, and the mechanics they share.
 
-`Detector` is the contract: `update(x, tx_id) -> DetectorSignal | None`, `reset()`.
-`BaseDetector` implements it once (grace, direction, the tx ids of the window, evidence);
+`Detector` is the contract: `update(x, event_id) -> DetectorSignal | None`, `reset()`.
+`BaseDetector` implements it once (grace, direction, the event ids of the window, evidence);
 a detector subclasses it and implements `_test`, returning a `Finding` when its test fires.
 Every signal carries its evidence: detector, feature, statistic and value, threshold, window
-size and the tx ids where the window starts and ends. Pure logic, no I/O; every class
+size and the event ids where the window starts and ends. Pure logic, no I/O; every class
 pickles (Bytewax snapshots it).
 """
 
@@ -17,7 +17,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 
 Direction = Literal["both", "increase", "decrease"]
-TX_HISTORY = 1024  # recent tx ids a streaming detector keeps to name where its window starts
+ID_HISTORY = 1024  # recent event ids a streaming detector keeps to name where its window starts
 
 
 def _num(value: float | None) -> float | None:
@@ -34,8 +34,8 @@ class DetectorSignal:
     value: float
     threshold: float | None
     window_size: int
-    window_start_tx: str | None
-    window_end_tx: str | None
+    window_start_event: str | None
+    window_end_event: str | None
     mean_before: float | None = None
     mean_after: float | None = None
     confirmations: int = 1
@@ -46,8 +46,8 @@ class DetectorSignal:
         return {
             "detector": self.detector, "feature": self.feature, "statistic": self.statistic,
             "value": _num(self.value), "threshold": _num(self.threshold),
-            "window_size": self.window_size, "window_start_tx": self.window_start_tx,
-            "window_end_tx": self.window_end_tx, "mean_before": _num(self.mean_before),
+            "window_size": self.window_size, "window_start_event": self.window_start_event,
+            "window_end_event": self.window_end_event, "mean_before": _num(self.mean_before),
             "mean_after": _num(self.mean_after), "confirmations": self.confirmations,
             "confirmed_by": self.confirmed_by,
         }
@@ -61,8 +61,8 @@ class Detector(Protocol):
     feature: str
     uses_reference: bool
 
-    def update(self, x: float, tx_id: str | None = None) -> DetectorSignal | None:
-        """Take one value (and its tx id); return a signal when drift is detected."""
+    def update(self, x: float, event_id: str | None = None) -> DetectorSignal | None:
+        """Take one value (and its event id); return a signal when drift is detected."""
         ...
 
     def reset(self) -> None:
@@ -71,15 +71,15 @@ class Detector(Protocol):
 
 
 class _Ring:
-    """The newest `capacity` values and tx ids; cheap to deep-copy."""
+    """The newest `capacity` values and event ids; cheap to deep-copy."""
 
     def __init__(self, capacity: int) -> None:
         self.values = np.zeros(capacity)
-        self.tx: list[str | None] = [None] * capacity
+        self.ids: list[str | None] = [None] * capacity
         self.pos = self.count = 0
 
-    def push(self, value: float, tx_id: str | None) -> None:
-        self.values[self.pos], self.tx[self.pos] = value, tx_id
+    def push(self, value: float, event_id: str | None) -> None:
+        self.values[self.pos], self.ids[self.pos] = value, event_id
         self.pos = (self.pos + 1) % self.values.size
         self.count = min(self.count + 1, self.values.size)
 
@@ -91,16 +91,16 @@ class _Ring:
         return np.concatenate([self.values[self.values.size - (k - self.pos):],
                                self.values[:self.pos]])
 
-    def tx_back(self, k: int) -> str | None:
-        """The tx id `k` observations back (1 = newest), None when no longer kept."""
-        return self.tx[(self.pos - k) % self.values.size] if 0 < k <= self.count else None
+    def id_back(self, k: int) -> str | None:
+        """The event id `k` observations back (1 = newest), None when no longer kept."""
+        return self.ids[(self.pos - k) % self.values.size] if 0 < k <= self.count else None
 
     def clear(self) -> None:
         self.pos = self.count = 0
 
     def __deepcopy__(self, memo: dict[int, Any]) -> _Ring:
         clone = _Ring.__new__(_Ring)
-        clone.values, clone.tx = self.values.copy(), list(self.tx)  # tx ids are immutable
+        clone.values, clone.ids = self.values.copy(), list(self.ids)  # event ids are immutable
         clone.pos, clone.count = self.pos, self.count
         return clone
 
@@ -125,7 +125,7 @@ class BaseDetector(abc.ABC):
     uses_reference = False
 
     def __init__(self, name: str, feature: str, grace: int = 0, direction: Direction = "both",
-                 history: int = TX_HISTORY) -> None:
+                 history: int = ID_HISTORY) -> None:
         if direction not in ("both", "increase", "decrease"):
             raise ValueError(f"direction must be both, increase or decrease, got {direction!r}")
         if grace < 0:
@@ -134,11 +134,11 @@ class BaseDetector(abc.ABC):
         self.seen = 0
         self._ring = _Ring(history)
 
-    def update(self, x: float, tx_id: str | None = None) -> DetectorSignal | None:
+    def update(self, x: float, event_id: str | None = None) -> DetectorSignal | None:
         """Take one value; a signal only after `grace` values and in `direction`."""
         x = float(x)
         self.seen += 1
-        self._ring.push(x, tx_id)
+        self._ring.push(x, event_id)
         found = self._test(x)
         if found is None:
             return None
@@ -146,7 +146,7 @@ class BaseDetector(abc.ABC):
         if self.seen > self.grace and (found.directed or self._agrees(found)):
             signal = DetectorSignal(
                 self.name, self.feature, found.statistic, found.value, found.threshold,
-                found.window_size, self._ring.tx_back(found.window_size), tx_id,
+                found.window_size, self._ring.id_back(found.window_size), event_id,
                 found.mean_before, found.mean_after,
             )
         if found.restart:

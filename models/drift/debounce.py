@@ -39,9 +39,9 @@ class Debounced:
         self._count = self._since = self._last = 0
         self._sum = 0.0
 
-    def update(self, x: float, tx_id: str | None = None) -> DetectorSignal | None:
+    def update(self, x: float, event_id: str | None = None) -> DetectorSignal | None:
         """Feed the inner detector; return a signal once confirmed."""
-        signal = self.inner.update(x, tx_id)
+        signal = self.inner.update(x, event_id)
         if self._candidate is not None:
             self._since += 1
             if self._since > self.persist // 2:

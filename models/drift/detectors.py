@@ -1,6 +1,6 @@
 """The detector registry: `DetectorConfig` describes a detector, `build_detector` builds it.
 
-Every kind keeps the contract of `fti.models.drift.base` (`update(x, tx_id) ->
+Every kind keeps the contract of `fti.models.drift.base` (`update(x, event_id) ->
 DetectorSignal | None`). Streaming detectors wrap River: adwin (`fti.models.drift.adwin`),
 page_hinkley (`fti.models.drift.page_hinkley`), kswin (`fti.models.drift.kswin`); psi and ks
 compare a sliding window of live values with a training reference

@@ -15,7 +15,7 @@ import numpy as np
 from river import drift
 from scipy import stats
 
-from fti.models.drift.base import TX_HISTORY, BaseDetector, Direction, Finding
+from fti.models.drift.base import ID_HISTORY, BaseDetector, Direction, Finding
 from fti.models.drift.two_sample import ks_statistic
 
 
@@ -68,7 +68,7 @@ class KswinDetector(BaseDetector):
                  direction: Direction = "both", **params: Any) -> None:
         self.params = {"seed": 0, **params}
         self._ks = FastKSWIN(**self.params)
-        super().__init__(name, feature, grace, direction, max(TX_HISTORY, self._ks.window_size))
+        super().__init__(name, feature, grace, direction, max(ID_HISTORY, self._ks.window_size))
 
     def _test(self, x: float) -> Finding | None:
         self._ks.update(x)

@@ -29,7 +29,7 @@ class ReferenceWindowTest(BaseDetector):
     >>> rng = np.random.default_rng(0)
     >>> test = ReferenceWindowTest(rng.normal(0, 1, 2000), 200, psi_threshold=0.2)
     >>> signals = [test.update(x, f"tx{i}") for i, x in enumerate(rng.normal(1, 1, 200))]
-    >>> signals[-1].statistic, signals[-1].window_start_tx, signals[-1].window_end_tx
+    >>> signals[-1].statistic, signals[-1].window_start_event, signals[-1].window_end_event
     ('psi', 'tx0', 'tx199')
     """
 

@@ -51,7 +51,7 @@ from fti.settings import MonitorSettings
 MAX_DETECTIONS = 256  # recent detections kept in the state (the metric counts them all)
 MAX_SIGNALS = 16  # signals listed in one request's evidence
 _SIGNAL_KEYS = ("feature", "statistic", "value", "threshold", "window_size",
-                "window_start_tx", "window_end_tx")
+                "window_start_event", "window_end_event")
 
 
 @dataclass

@@ -315,7 +315,7 @@ def test_the_monitor_watches_every_declared_model(settings: Settings, tmp_path: 
     signals = [s for r in drift for s in r.evidence["signals"]]
     distance = [s for s in signals if s["feature"] == "distance"]
     assert distance and distance[0]["detector"] == "distance_adwin"
-    assert int(distance[0]["window_end_tx"][1:]) >= 600  # detected after the shift
+    assert int(distance[0]["window_end_event"][1:]) >= 600  # detected after the shift
     assert sample("fti_drift_detections_total",
                   {"model": fare_model, "detector": "distance_adwin"}) >= 1
     # No volume rule for the tip model (volume_labels None), no bootstrap (not reached).

@@ -28,10 +28,10 @@ from fti.settings import OnlineStoreSettings, Settings
 MakeStore = Callable[..., OnlineStore]
 
 
-def _row(entity: str, event_time: float, tx_id: str = "", amount: float = 1.0) -> OnlineRow:
-    tx_id = tx_id or f"{entity}@{event_time!r}"
-    window = [[event_time - 60.0, 0.5, "FR", "prev"], [event_time, amount, "DE", tx_id]]
-    return OnlineRow(entity, event_time, tx_id, {"amount": amount, "tx_count_1h": 2.0}, window)
+def _row(entity: str, event_time: float, event_id: str = "", amount: float = 1.0) -> OnlineRow:
+    event_id = event_id or f"{entity}@{event_time!r}"
+    window = [[event_time - 60.0, 0.5, "FR", "prev"], [event_time, amount, "DE", event_id]]
+    return OnlineRow(entity, event_time, event_id, {"amount": amount, "tx_count_1h": 2.0}, window)
 
 
 @pytest.fixture(params=["sqlite", "redis"])
@@ -118,7 +118,7 @@ def test_ttl_expired_values_read_as_expired_and_are_left_out(make_store: MakeSto
 def test_duplicates_in_the_key_list(store: OnlineStore) -> None:
     store.upsert([_row("c1", 1.0, "t1"), _row("c2", 2.0, "t2")])
     got = store.get_many(["c1", "c1", "c2", "c1"])
-    assert sorted(got) == ["c1", "c2"] and got["c1"].tx_id == "t1"
+    assert sorted(got) == ["c1", "c2"] and got["c1"].event_id == "t1"
     assert sorted(store.lookup(["c2", "c2", "x", "x"])) == ["c2", "x"]
 
 
@@ -143,9 +143,9 @@ def test_a_failing_batch_writes_nothing(store: OnlineStore) -> None:
 def test_two_store_objects_see_each_others_writes(make_store: MakeStore) -> None:
     writer, reader = make_store(), make_store()
     writer.upsert([_row("c1", 1.0, "t1")])
-    assert reader.get_many(["c1"])["c1"].tx_id == "t1"
+    assert reader.get_many(["c1"])["c1"].event_id == "t1"
     reader.upsert([_row("c1", 2.0, "t2")])
-    assert writer.get_many(["c1"])["c1"].tx_id == "t2"
+    assert writer.get_many(["c1"])["c1"].event_id == "t2"
     assert writer.count() == reader.count() == 1
 
 
@@ -224,5 +224,5 @@ def test_redis_reloads_its_script_after_noscript(redis_url: str, redis_prefix: s
     store = RedisOnlineStore(redis_url, redis_prefix)
     store._sha = "0" * 40  # as after a server restart or SCRIPT FLUSH
     store.upsert([_row("c1", 1.0, "t1")])
-    assert store.get_many(["c1"])["c1"].tx_id == "t1"
+    assert store.get_many(["c1"])["c1"].event_id == "t1"
     store.close()

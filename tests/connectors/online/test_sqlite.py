@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from pathlib import Path
 
@@ -10,9 +11,9 @@ import pytest
 from fti.connectors.online import OnlineRow, SqliteOnlineStore
 
 
-def _row(entity: str, event_time: float, tx_id: str = "", amount: float = 1.0) -> OnlineRow:
-    window = [[event_time, amount, "DE", tx_id or f"{entity}@{event_time:g}"]]
-    return OnlineRow(entity, event_time, tx_id or f"{entity}@{event_time:g}", {"amount": amount},
+def _row(entity: str, event_time: float, event_id: str = "", amount: float = 1.0) -> OnlineRow:
+    window = [[event_time, amount, "DE", event_id or f"{entity}@{event_time:g}"]]
+    return OnlineRow(entity, event_time, event_id or f"{entity}@{event_time:g}", {"amount": amount},
                      window)
 
 
@@ -40,7 +41,7 @@ def test_duplicate_keys_in_the_request(store: SqliteOnlineStore) -> None:
     store.upsert([_row("c1", 1.0, "t1"), _row("c2", 2.0, "t2")])
     got = store.get_many(["c1", "c1", "c2", "c1"])
     assert sorted(got) == ["c1", "c2"]
-    assert got["c1"].tx_id == "t1"
+    assert got["c1"].event_id == "t1"
 
 
 def test_newer_event_overwrites_and_older_never_does(store: SqliteOnlineStore) -> None:
@@ -48,7 +49,7 @@ def test_newer_event_overwrites_and_older_never_does(store: SqliteOnlineStore) -
     store.upsert([_row("c1", 9.0, "t9")])
     store.upsert([_row("c1", 7.0, "t7")])
     row = store.get_many(["c1"])["c1"]
-    assert (row.event_time, row.tx_id, row.window[0][3]) == (9.0, "t9", "t9")
+    assert (row.event_time, row.event_id, row.window[0][3]) == (9.0, "t9", "t9")
 
 
 @pytest.mark.parametrize("order", [(0, 1), (1, 0)])
@@ -64,7 +65,7 @@ def test_equal_event_time_overwrites(store: SqliteOnlineStore) -> None:
     store.upsert([_row("c1", 3.0, "first", 1.0)])
     store.upsert([_row("c1", 3.0, "second", 2.0)])
     row = store.get_many(["c1"])["c1"]
-    assert (row.tx_id, row.features) == ("second", {"amount": 2.0})
+    assert (row.event_id, row.features) == ("second", {"amount": 2.0})
 
 
 def test_count_and_newest_event_time(store: SqliteOnlineStore) -> None:
@@ -94,9 +95,9 @@ def test_two_stores_on_one_file_see_each_others_writes(tmp_path: Path) -> None:
     writer, reader = SqliteOnlineStore(path), SqliteOnlineStore(path)
     try:
         writer.upsert([_row("c1", 1.0, "t1")])
-        assert reader.get_many(["c1"])["c1"].tx_id == "t1"
+        assert reader.get_many(["c1"])["c1"].event_id == "t1"
         reader.upsert([_row("c1", 2.0, "t2")])
-        assert writer.get_many(["c1"])["c1"].tx_id == "t2"
+        assert writer.get_many(["c1"])["c1"].event_id == "t2"
         assert writer.count() == reader.count() == 1
     finally:
         writer.close()
@@ -109,7 +110,7 @@ def test_data_survives_reopening(tmp_path: Path) -> None:
     first.upsert([_row("c1", 4.0, "t4")])
     first.close()
     second = SqliteOnlineStore(path)
-    assert second.get_many(["c1"])["c1"].tx_id == "t4"
+    assert second.get_many(["c1"])["c1"].event_id == "t4"
     second.close()
 
 
@@ -136,4 +137,18 @@ def test_one_store_shared_by_threads(store: SqliteOnlineStore) -> None:
     assert store.count() == 20
     newest = store.get_many([f"w{w}-{k}" for w in range(4) for k in range(5)])
     assert {row.event_time for row in newest.values()} == {float(i) for i in range(45, 50)}
-    assert newest["w2-4"].tx_id == "w2-t49"
+    assert newest["w2-4"].event_id == "w2-t49"
+
+
+def test_a_file_from_before_the_event_id_column_is_renamed_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "online.db"
+    with sqlite3.connect(path) as old:
+        old.execute("CREATE TABLE online_features (entity TEXT PRIMARY KEY, event_time REAL "
+                    "NOT NULL, tx_id TEXT NOT NULL, features TEXT NOT NULL, window TEXT NOT "
+                    "NULL, updated_at REAL NOT NULL DEFAULT 0)")
+        old.execute("INSERT INTO online_features VALUES ('c1', 5.0, 't5', '{\"x\": 1.0}', "
+                    "'[]', 0)")
+    store = SqliteOnlineStore(path)
+    assert store.get_many(["c1"])["c1"].event_id == "t5"
+    store.upsert([OnlineRow("c1", 6.0, "t6", {"x": 2.0}, [])])
+    assert store.get_many(["c1"])["c1"].event_id == "t6"

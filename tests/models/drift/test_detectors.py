@@ -36,8 +36,8 @@ CONFIGS = {
     "ks": DetectorConfig(kind="ks", params={"window": 300, "threshold": 1e-4}),
 }
 EVIDENCE_KEYS = {
-    "detector", "feature", "statistic", "value", "threshold", "window_size", "window_start_tx",
-    "window_end_tx", "mean_before", "mean_after", "confirmations", "confirmed_by",
+    "detector", "feature", "statistic", "value", "threshold", "window_size", "window_start_event",
+    "window_end_event", "mean_before", "mean_after", "confirmations", "confirmed_by",
 }
 
 
@@ -74,10 +74,10 @@ def test_a_signal_carries_its_evidence(kind: str) -> None:
     evidence = signal.evidence()
     assert set(evidence) == EVIDENCE_KEYS
     assert (evidence["detector"], evidence["feature"]) == (f"amount_{kind}", "amount")
-    assert evidence["window_end_tx"] == f"tx{i}"
+    assert evidence["window_end_event"] == f"tx{i}"
     assert evidence["window_size"] >= 1 and evidence["mean_after"] > evidence["mean_before"]
-    if evidence["window_start_tx"] is not None:  # kept for windows of up to 1024 values
-        assert int(evidence["window_start_tx"][2:]) == i - evidence["window_size"] + 1
+    if evidence["window_start_event"] is not None:  # kept for windows of up to 1024 values
+        assert int(evidence["window_start_event"][2:]) == i - evidence["window_size"] + 1
     json.dumps(evidence)
 
 
@@ -186,7 +186,7 @@ def test_reference_window_psi_signal_by_hand() -> None:
     evidence = signals[-1].evidence()
     assert (evidence["statistic"], evidence["value"]) == ("psi", round(expected, 5))
     assert (evidence["threshold"], evidence["window_size"]) == (0.15, 10)
-    assert (evidence["window_start_tx"], evidence["window_end_tx"]) == ("tx0", "tx9")
+    assert (evidence["window_start_event"], evidence["window_end_event"]) == ("tx0", "tx9")
     assert (evidence["mean_before"], evidence["mean_after"]) == (5.5, 7.3)
     quiet = ReferenceWindowTest(np.arange(1.0, 11.0), 10, psi_threshold=0.2, bins=2, stride=1)
     assert [quiet.update(x) for x in live] == [None] * 10

@@ -95,8 +95,8 @@ def test_psi_against_the_reference_set_by_an_observation() -> None:
     assert (first["detector"], first["statistic"], first["threshold"]) == ("amount_psi", "psi", 0.2)
     assert first["value"] >= 0.2 and first["window_size"] == 200
     assert 3000 <= _tx_index(first["event_id"]) < 3200
-    assert first["window_end_tx"] == first["event_id"]
-    assert _tx_index(first["window_start_tx"]) == _tx_index(first["event_id"]) - 199
+    assert first["window_end_event"] == first["event_id"]
+    assert _tx_index(first["window_start_event"]) == _tx_index(first["event_id"]) - 199
 
 
 def test_a_new_reference_replaces_only_the_window_tests() -> None:
@@ -143,7 +143,7 @@ def test_persistence_suppresses_a_spike_and_confirms_a_shift(seed: int) -> None:
     first = policy.detections[0]
     assert (first["confirmed_by"], first["confirmations"]) == ("persistence", 1)
     assert _tx_index(first["event_id"]) >= 2200  # counted once the shift held for 200 values
-    assert 2000 <= _tx_index(first["window_end_tx"]) < _tx_index(first["event_id"])
+    assert 2000 <= _tx_index(first["window_end_event"]) < _tx_index(first["event_id"])
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -157,7 +157,8 @@ def test_consecutive_signals_suppress_a_spike_and_confirm_a_shift(seed: int) -> 
     _feed(policy, _feature(_gauss(seed, *SHIFT)))
     first = policy.detections[0]
     assert (first["confirmed_by"], first["confirmations"]) == ("signals", 2)
-    assert _tx_index(first["event_id"]) - _tx_index(first["window_end_tx"]) >= 200  # a new window
+    # a new window:
+    assert _tx_index(first["event_id"]) - _tx_index(first["window_end_event"]) >= 200
 
 
 def test_default_debounce_wraps_nothing() -> None:
@@ -189,7 +190,7 @@ def test_a_drift_request_lists_every_detector_with_feature_statistic_and_window(
     assert detectors == {"amount_adwin", "amount_psi", "error_rate_adwin"}
     for signal in evidence["signals"]:
         assert set(signal) == {"detector", "feature", "statistic", "value", "threshold",
-                               "window_size", "window_start_tx", "window_end_tx"}
+                               "window_size", "window_start_event", "window_end_event"}
         assert signal["feature"] in ("amount", "error_rate") and signal["window_size"] > 0
     assert RetrainRequest.model_validate_json(request.to_json()) == request
 
