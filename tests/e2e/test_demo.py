@@ -29,7 +29,11 @@ def test_demo_closes_the_loop(tmp_path: Path) -> None:
     assert summary["events_produced"] == summary["offline_feature_rows"] + summary["dlq_events"]
     assert summary["dlq_events"] > 0  # the demo sends a little bad input
     assert summary["predictions"] == summary["offline_feature_rows"]  # every valid event scored
-    assert summary["models"][0]["promoted"] and summary["models"][-1]["promoted"]
+    # v1 and a retrained version were promoted; a later candidate may fail its gates (the
+    # warm trainer retrains often), and the champion is a promoted one.
+    assert summary["models"][0]["promoted"] and any(m["promoted"] for m in summary["models"][1:])
+    promoted = {m["version"] for m in summary["models"] if m["promoted"]}
+    assert summary["champion_version"] in promoted
     assert summary["drift_detected_at_event"] >= 8000  # not before the drift was injected
     assert 0 < summary["drift_to_deploy_seconds"] < 60
     assert summary["label_rows"] > 0 and summary["online_entities"] > 0
