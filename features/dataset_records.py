@@ -122,10 +122,14 @@ def splits_sha256(split_hashes: Mapping[str, str]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def dataset_sha256(record: DatasetRecord, parts: Mapping[str, pa.Table]) -> str:
-    """The sha256 of all rows of `parts` the way `record` took it (`rows_sha256_of`)."""
+def dataset_sha256(record: DatasetRecord, parts: Mapping[str, pa.Table],
+                   split_hashes: Mapping[str, str] | None = None) -> str:
+    """The sha256 of all rows of `parts` the way `record` took it (`rows_sha256_of`);
+    `split_hashes` are the parts' `rows_sha256` when the caller has them already."""
     if record.rows_sha256_of == "splits":
-        return splits_sha256({name: rows_sha256(table) for name, table in parts.items()})
+        if split_hashes is None:
+            split_hashes = {name: rows_sha256(table) for name, table in parts.items()}
+        return splits_sha256(split_hashes)
     return rows_sha256(pa.concat_tables(parts.values()))
 
 

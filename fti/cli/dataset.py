@@ -226,7 +226,7 @@ def _hash_check(settings: Settings, project: Project, n: int,
     """Recorded vs re-read sha256, for all rows and for each split."""
     parts = read_dataset(settings, project, n).parts()
     now = {name: rows_sha256(table) for name, table in parts.items()}
-    now = {"all": dataset_sha256(record, parts)} | now
+    now = {"all": dataset_sha256(record, parts, now)} | now  # each split hashed once
     then = {"all": record.rows_sha256} | {k: v.rows_sha256 for k, v in record.splits.items()}
     return {k: {"recorded": then.get(k), "reread": v, "match": then.get(k) == v}
             for k, v in now.items()}
