@@ -31,6 +31,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, SecretStr
 
+from fti.models.jobs.warm import JOB_KEYS
 from fti.settings import Settings
 
 #: Every state a job goes through; "succeeded" and "failed" are final.
@@ -272,8 +273,7 @@ class LocalProcessLauncher:
         if warm is not None:
             process, warm_log = warm
             warm_log.replace(path)  # the open log follows the rename
-            line = json.dumps({"project": job.project, "model": job.model,
-                               "reason": job.reason, "job_id": job.job_id})
+            line = json.dumps({key: getattr(job, key) for key in JOB_KEYS})
             try:
                 assert process.stdin is not None
                 process.stdin.write(line.encode() + b"\n")
