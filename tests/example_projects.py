@@ -3,10 +3,8 @@ suffix of their own (tests share one broker), applied, with the example's scenar
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shutil
-import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,12 +69,11 @@ def example_project(name: str, settings: Settings, directory: Path,
 def scenario_module(name: str) -> ModuleType:
     """`examples/<name>/scenario.py` as a module (imported once), for tests that use more of
     it than `generate`: the fraud example's `StreamSpec` and `records`, say."""
-    module_name = f"examples_{name}_scenario"
-    if module_name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(module_name,
-                                                      EXAMPLES / name / SCENARIO_FILE)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[module_name]
+    if name not in _SCENARIO_MODULES:
+        module = load_scenario(EXAMPLES / name).module
+        assert module is not None
+        _SCENARIO_MODULES[name] = module
+    return _SCENARIO_MODULES[name]
+
+
+_SCENARIO_MODULES: dict[str, ModuleType] = {}

@@ -27,6 +27,7 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from fti.errors import ConfigError
@@ -52,10 +53,12 @@ class DemoRecord:
 
 @dataclass(frozen=True)
 class Scenario:
-    """A loaded scenario: its record generator and, if given, the event-id → index map."""
+    """A loaded scenario: its record generator, if given the event-id → index map, and the
+    module itself (for what else a project's scenario.py defines)."""
 
     generate: Callable[[int, int, float, int], Iterator[DemoRecord]]
     index_of: Callable[[str], int] | None = None
+    module: ModuleType | None = None
 
 
 def load_scenario(project_dir: Path | str) -> Scenario:
@@ -74,4 +77,4 @@ def load_scenario(project_dir: Path | str) -> Scenario:
     generate: Any = getattr(module, "generate", None)
     if not callable(generate):
         raise ConfigError(f"{path} defines no generate(count, drift_at, bad_fraction, seed)")
-    return Scenario(generate, getattr(module, "index_of", None))
+    return Scenario(generate, getattr(module, "index_of", None), module)
